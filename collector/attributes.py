@@ -1,0 +1,38 @@
+"""OTLP AnyValue / KeyValue → plain Python values.
+
+Comes in: protobuf `AnyValue` and repeated `KeyValue` messages. Goes out: str, int, float,
+bool, bytes (as lowercase hex), list and dict, ready for `json.dumps`. Pure, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+
+def decode_value(value: AnyValue) -> Any:
+    kind = value.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "string_value":
+        return value.string_value
+    if kind == "int_value":
+        return value.int_value
+    if kind == "double_value":
+        return value.double_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "array_value":
+        return [decode_value(v) for v in value.array_value.values]
+    if kind == "kvlist_value":
+        return decode_attributes(value.kvlist_value.values)
+    if kind == "bytes_value":
+        return value.bytes_value.hex()
+    raise ValueError(f"unknown AnyValue kind {kind!r}")
+
+
+def decode_attributes(key_values: Iterable[KeyValue]) -> dict[str, Any]:
+    """Later duplicates win, as the OTel SDK's own attribute handling does."""
+    return {kv.key: decode_value(kv.value) for kv in key_values}

@@ -1,0 +1,105 @@
+"""The collector process: WAL recovery, the gRPC server and the pipeline, started and stopped in order.
+
+`Collector(config)` is a context manager: entering it replays what the write-ahead log holds
+beyond the last checkpoint, starts the pipeline and binds the OTLP/gRPC listener (port 0 picks a
+free one; `grpc_port` tells which). Leaving it stops accepting, lets in-flight Exports finish,
+writes every acknowledged request to Parquet and checkpoints the log, so a clean shutdown leaves
+nothing to replay.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+
+from collector.pipeline import Pipeline
+from collector.selfmetrics import Counters
+from collector.service import TraceService
+from collector.wal import WriteAheadLog
+from store.config import Config, ConfigError, parse_listen
+
+logger = logging.getLogger(__name__)
+
+
+class Collector:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.root = Path(config.store.data_dir)
+        self.counters = Counters()
+        self.grpc_port = 0
+        self._server: grpc.Server | None = None
+        self._stopped = threading.Event()
+
+    def __enter__(self) -> Collector:
+        cfg = self.config.collector
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.wal = WriteAheadLog(self.root / "wal", cfg.wal_segment_mib << 20, fsync=cfg.wal_fsync)
+        self.pipeline = Pipeline(
+            self.root,
+            self.wal,
+            self.counters,
+            max_queue_bytes=cfg.max_queue_mib << 20,
+            flush_interval_s=cfg.flush_interval_s,
+            flush_max_rows=cfg.flush_max_rows,
+        )
+        replayed = self.pipeline.replay(list(self.wal.recover()))
+        if replayed:
+            logger.info("recovered requests=%d from the write-ahead log", replayed)
+        self.wal.start()
+        self.pipeline.start()
+        self._start_grpc()
+        if cfg.metrics_log_interval_s > 0:
+            threading.Thread(target=self._log_metrics, name="selfmetrics", daemon=True).start()
+        return self
+
+    def _start_grpc(self) -> None:
+        cfg = self.config.collector
+        max_bytes = cfg.max_message_mib << 20
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="otlp-grpc"),
+            handlers=[TraceService(self.wal, self.pipeline, self.counters).handlers()],
+            options=[
+                ("grpc.max_receive_message_length", max_bytes),
+                ("grpc.max_send_message_length", 4 << 20),
+                ("grpc.so_reuseport", 0),
+            ],
+            maximum_concurrent_rpcs=cfg.workers * 8,
+        )
+        host, port = parse_listen(cfg.grpc_listen, "collector.grpc_listen")
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        try:
+            self.grpc_port = self._server.add_insecure_port(address)
+        except RuntimeError:
+            self.grpc_port = 0
+        if not self.grpc_port:
+            raise ConfigError(
+                f"cannot listen on {cfg.grpc_listen}: is another collector running? "
+                "Pick another port with --grpc-listen HOST:PORT"
+            )
+        self._server.start()
+        logger.info("otlp grpc listening address=%s:%d data_dir=%s", host, self.grpc_port, self.root)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self, grace_s: float = 5.0) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self._server is not None:
+            self._server.stop(grace_s).wait()
+        self.pipeline.close()
+        self.wal.close()
+        logger.info("collector stopped %s", self.counters.log_line())
+
+    def wait(self) -> None:
+        self._stopped.wait()
+
+    def _log_metrics(self) -> None:
+        interval = self.config.collector.metrics_log_interval_s
+        while not self._stopped.wait(interval):
+            logger.info("selfmetrics %s", self.counters.log_line({"wal_bytes": self.wal.disk_bytes}))

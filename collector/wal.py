@@ -1,0 +1,210 @@
+"""Write-ahead log: request bytes are durable on disk before the collector acknowledges them.
+
+Comes in: raw OTLP request payloads from the handler threads. Goes out: a sequence number per
+record once it is fsynced, and on start-up, the records not yet checkpointed (written to
+Parquet) for replay. Must not: acknowledge anything that is not on disk.
+
+Layout: `<dir>/<first_seq:020d>.wal` segments, each a run of records
+`[seq u64][length u32][crc32 u32][kind u8][payload]`. Appends are group-committed: handler
+threads queue their records, one flusher thread writes everything queued with one write and one
+fsync, then wakes them all. A torn record at the tail (a crash mid-write) fails its CRC or
+length check; it was never acknowledged, so recovery cuts the segment there.
+`<dir>/checkpoint` holds the highest sequence number whose rows are safely in Parquet; segments
+entirely at or below it are deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("<QIIB")
+_SUFFIX = ".wal"
+
+
+class WalError(OSError):
+    """The log could not be written (disk full, I/O error): nothing was acknowledged."""
+
+
+@dataclass(frozen=True, slots=True)
+class WalRecord:
+    seq: int
+    kind: int
+    payload: bytes
+
+
+class WriteAheadLog:
+    def __init__(self, directory: Path, segment_bytes: int = 64 << 20, fsync: bool = True) -> None:
+        self.directory = directory
+        self.segment_bytes = segment_bytes
+        self.fsync = fsync
+        directory.mkdir(parents=True, exist_ok=True)
+        self.checkpoint_seq = self._read_checkpoint()
+        self._cond = threading.Condition()
+        self._pending: list[tuple[int, bytes]] = []  # (seq, encoded record)
+        self._durable_seq = 0
+        self._failed: dict[int, WalError] = {}
+        self._closed = False
+        self._next_seq = self.checkpoint_seq + 1
+        self._segment_size = 0
+        self._file = None
+        self.bytes_written = 0
+        self._flusher: threading.Thread | None = None
+
+    # -- recovery ---------------------------------------------------------------------------
+
+    def recover(self) -> Iterator[WalRecord]:
+        """Yield records after the checkpoint, cutting torn tails; call once, before `start`."""
+        last = self.checkpoint_seq
+        for segment in self._segments():
+            for record in self._read_segment(segment):
+                last = max(last, record.seq)
+                if record.seq > self.checkpoint_seq:
+                    yield record
+        self._next_seq = last + 1
+        self._durable_seq = last
+
+    def _read_segment(self, path: Path) -> Iterator[WalRecord]:
+        data = path.read_bytes()
+        offset = 0
+        while offset + _HEADER.size <= len(data):
+            seq, length, crc, kind = _HEADER.unpack_from(data, offset)
+            start = offset + _HEADER.size
+            payload = data[start : start + length]
+            if len(payload) != length or zlib.crc32(payload, kind) != crc:
+                break
+            yield WalRecord(seq, kind, payload)
+            offset = start + length
+        if offset != len(data):
+            logger.warning("wal torn tail cut segment=%s at=%d of=%d", path.name, offset, len(data))
+            with open(path, "r+b") as handle:
+                handle.truncate(offset)
+                os.fsync(handle.fileno())
+
+    # -- appending --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._flusher = threading.Thread(target=self._flush_loop, name="wal-flusher", daemon=True)
+        self._flusher.start()
+
+    def append(self, kind: int, payload: bytes) -> int:
+        """Block until the record is fsynced; return its sequence number or raise WalError."""
+        with self._cond:
+            if self._closed:
+                raise WalError("write-ahead log is closed")
+            seq = self._next_seq
+            self._next_seq += 1
+            header = _HEADER.pack(seq, len(payload), zlib.crc32(payload, kind), kind)
+            self._pending.append((seq, header + payload))
+            self._cond.notify_all()
+            while self._durable_seq < seq and seq not in self._failed:
+                self._cond.wait()
+            error = self._failed.pop(seq, None)
+        if error is not None:
+            raise error
+        return seq
+
+    def _flush_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending and self._closed:
+                    return
+                batch, self._pending = self._pending, []
+            error = self._write_batch(batch[0][0], b"".join(record for _, record in batch))
+            with self._cond:
+                if error is None:
+                    self._durable_seq = batch[-1][0]
+                else:
+                    self._failed.update((seq, error) for seq, _ in batch)
+                self._cond.notify_all()
+
+    def _write_batch(self, first_seq: int, data: bytes) -> WalError | None:
+        try:
+            if self._file is None or self._segment_size >= self.segment_bytes:
+                self._rotate(first_seq)
+            assert self._file is not None
+            start = self._file.tell()
+            try:
+                self._file.write(data)
+                self._file.flush()
+                if self.fsync:
+                    os.fdatasync(self._file.fileno())
+            except OSError:
+                # Leave no partial record behind: the next batch must start on a clean boundary.
+                self._file.seek(start)
+                self._file.truncate(start)
+                raise
+            self._segment_size += len(data)
+            self.bytes_written += len(data)
+            return None
+        except OSError as exc:
+            logger.error("wal write failed bytes=%d error=%s", len(data), exc)
+            return WalError(exc.errno, f"write-ahead log write failed: {exc.strerror or exc}")
+
+    def _rotate(self, first_seq: int) -> None:
+        if self._file is not None:
+            self._file.close()
+        path = self.directory / f"{first_seq:020d}{_SUFFIX}"
+        self._file = open(path, "ab")  # noqa: SIM115 - lives as long as the segment
+        self._segment_size = self._file.tell()
+        _fsync_dir(self.directory)
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def checkpoint(self, seq: int) -> None:
+        """Everything up to `seq` is in Parquet: remember that and drop obsolete segments."""
+        if seq <= self.checkpoint_seq:
+            return
+        tmp = self.directory / "checkpoint.tmp"
+        tmp.write_text(str(seq))
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.directory / "checkpoint")
+        self.checkpoint_seq = seq
+        segments = self._segments()
+        current = Path(self._file.name) if self._file is not None else None
+        for segment, following in zip(segments, segments[1:], strict=False):
+            # A segment's last seq is one below the next segment's first.
+            if int(following.stem) - 1 <= seq and segment != current:
+                segment.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._flusher is not None:
+            self._flusher.join()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    @property
+    def disk_bytes(self) -> int:
+        return sum(segment.stat().st_size for segment in self._segments())
+
+    def _segments(self) -> list[Path]:
+        return sorted(self.directory.glob(f"*{_SUFFIX}"))
+
+    def _read_checkpoint(self) -> int:
+        try:
+            return int((self.directory / "checkpoint").read_text().strip() or 0)
+        except FileNotFoundError:
+            return 0
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,125 @@
+"""The store as SQL: a DuckDB connection with views over the Parquet files.
+
+`connect(root)` opens an in-memory DuckDB (no database file, so no lock to fight over: every
+process gets its own) and defines:
+
+- `spans`, `llm_calls`: the stored rows, one per (trace_id, span_id). Exporters retry and the
+  write-ahead log is replayed after a crash, so the raw files may hold a row twice; the views
+  keep the first one received. `*_raw` views show the files as they are.
+- `llm_calls` also counts a model call recorded twice once: when a framework's LLM span has a
+  provider instrumentation's LLM span as its child, only the child (closest to the wire) is
+  kept, and it inherits the prompt name/version the parent knew. Prompt name/version missing
+  on a call are taken from the task's root span.
+- `tasks`: one row per root span (an agent task) with its LLM call count, tokens and status.
+
+Globs are expanded at query time, so new files show up without reconnecting; only a table
+that had no files at all when connecting needs `refresh(con, root)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from store.schema import TABLES
+from store.writer import table_dir
+
+_DEDUPED = """
+CREATE OR REPLACE VIEW {table} AS
+SELECT * FROM {table}_raw
+QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY received_at) = 1
+"""
+
+# A call whose direct child is also an LLM call is the same call seen from a higher layer.
+_LLM_CALLS = """
+CREATE OR REPLACE VIEW llm_calls AS
+WITH calls AS (
+    SELECT * FROM llm_calls_raw
+    QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY received_at) = 1
+),
+roots AS (
+    SELECT trace_id, any_value(prompt_name) AS prompt_name, any_value(prompt_version) AS prompt_version
+    FROM spans_raw WHERE parent_span_id IS NULL GROUP BY trace_id
+)
+SELECT c.* REPLACE (
+        coalesce(c.prompt_name, p.prompt_name, r.prompt_name) AS prompt_name,
+        coalesce(c.prompt_version, p.prompt_version, r.prompt_version) AS prompt_version
+    )
+FROM calls c
+LEFT JOIN calls p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+LEFT JOIN roots r ON r.trace_id = c.trace_id
+WHERE NOT EXISTS (
+    SELECT 1 FROM calls child WHERE child.trace_id = c.trace_id AND child.parent_span_id = c.span_id
+)
+"""
+
+_TASKS = """
+CREATE OR REPLACE VIEW tasks AS
+WITH calls AS (
+    SELECT trace_id,
+           count(*) AS llm_calls,
+           count(*) FILTER (WHERE status = 'error') AS llm_errors,
+           sum(input_tokens) AS input_tokens,
+           sum(output_tokens) AS output_tokens,
+           sum(total_tokens) AS total_tokens
+    FROM llm_calls GROUP BY trace_id
+),
+tools AS (
+    SELECT trace_id, count(*) AS tool_calls FROM spans WHERE genai_kind = 'tool' GROUP BY trace_id
+)
+SELECT s.trace_id,
+       s.span_id AS root_span_id,
+       s.name,
+       s.service_name,
+       s.project,
+       s.start_time,
+       s.end_time,
+       s.duration_ms,
+       coalesce(c.llm_calls, 0) AS llm_calls,
+       coalesce(c.llm_errors, 0) AS llm_errors,
+       coalesce(t.tool_calls, 0) AS tool_calls,
+       coalesce(c.input_tokens, 0) AS input_tokens,
+       coalesce(c.output_tokens, 0) AS output_tokens,
+       coalesce(c.total_tokens, 0) AS total_tokens,
+       s.status_code AS status,
+       s.status_message,
+       s.prompt_name,
+       s.prompt_version,
+       s.session_id,
+       s.user_id,
+       s.attributes
+FROM spans s
+LEFT JOIN calls c USING (trace_id)
+LEFT JOIN tools t USING (trace_id)
+WHERE s.parent_span_id IS NULL
+"""
+
+
+def connect(root: str | Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    refresh(con, Path(root))
+    return con
+
+
+def refresh(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+    for table, schema in TABLES.items():
+        folder = table_dir(root, table)
+        if any(folder.glob("date=*/*.parquet")):
+            source = (
+                f"read_parquet('{_sql_string(folder)}/date=*/*.parquet', "
+                "hive_partitioning = true, union_by_name = true)"
+            )
+        else:
+            empty = f"_empty_{table}"
+            con.register(empty, pa.table({f.name: pa.array([], f.type) for f in schema}))
+            source = f"(SELECT *, NULL::DATE AS date FROM {empty})"
+        con.execute(f"CREATE OR REPLACE VIEW {table}_raw AS SELECT * FROM {source}")
+    con.execute(_DEDUPED.format(table="spans"))
+    con.execute(_LLM_CALLS)
+    con.execute(_TASKS)
+
+
+def _sql_string(path: Path) -> str:
+    return str(path.resolve()).replace("'", "''")

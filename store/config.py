@@ -1,0 +1,139 @@
+"""The single typed configuration: defaults < TOML file < environment variables.
+
+`load_config(path, env)` returns a frozen `Config`. Environment variables are named
+`VIGIL_<SECTION>_<KEY>` (e.g. `VIGIL_COLLECTOR_GRPC_LISTEN=127.0.0.1:4317`), and the TOML file
+has one table per section. Unknown keys are an error, so a typo never goes unnoticed.
+Nothing else in vigil reads `os.environ` for settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "VIGIL"
+_TYPE_NAMES = {int: "whole number", float: "number", bool: "boolean (true/false)", str: "string"}
+
+
+class ConfigError(ValueError):
+    """A setting is wrong; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    # OTLP/gRPC listen address; loopback by default so nothing is exposed by accident.
+    grpc_listen: str = "127.0.0.1:4317"
+    # Largest accepted request, like the OTel Collector's max_recv_msg_size_mib.
+    max_message_mib: int = 16
+    # Undecoded request bytes allowed in memory before Export answers RESOURCE_EXHAUSTED.
+    max_queue_mib: int = 256
+    # How often buffered rows are written to Parquet (and become queryable).
+    flush_interval_s: float = 1.0
+    # Rows per table that trigger an early flush.
+    flush_max_rows: int = 50_000
+    # fsync the write-ahead log before acknowledging; off only for benchmarks.
+    wal_fsync: bool = True
+    # WAL segment size before rotation.
+    wal_segment_mib: int = 64
+    # gRPC handler threads.
+    workers: int = 8
+    # Interval of the self-metrics log line (0 disables it).
+    metrics_log_interval_s: float = 30.0
+    log_level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    # Root folder of the Parquet store and the write-ahead log.
+    data_dir: str = "vigil-data"
+
+
+@dataclass(frozen=True)
+class Config:
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+
+    def validate(self) -> Config:
+        parse_listen(self.collector.grpc_listen, "collector.grpc_listen")
+        for name in ("max_message_mib", "max_queue_mib", "flush_max_rows", "wal_segment_mib", "workers"):
+            if getattr(self.collector, name) <= 0:
+                raise ConfigError(f"collector.{name} must be a positive number")
+        if self.collector.flush_interval_s <= 0:
+            raise ConfigError("collector.flush_interval_s must be > 0 (seconds between Parquet flushes)")
+        if self.collector.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError("collector.log_level must be one of DEBUG, INFO, WARNING, ERROR")
+        return self
+
+
+def parse_listen(value: str, setting: str = "listen address") -> tuple[str, int]:
+    """'host:port' or '[v6]:port' → (host, port); port 0 asks the OS for a free one."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{setting}={value!r}: expected HOST:PORT, for example 127.0.0.1:4317")
+    return host.strip("[]"), int(port)
+
+
+def load_config(
+    path: str | Path | None = None,
+    env: Mapping[str, str] = os.environ,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Config:
+    """Defaults, then the TOML file, then `VIGIL_*` env vars, then explicit overrides (CLI flags)."""
+    sections: dict[str, dict[str, Any]] = {f.name: {} for f in dataclasses.fields(Config)}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found; pass an existing --config file") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        for section, values in data.items():
+            if section not in sections or not isinstance(values, dict):
+                raise ConfigError(f"{path}: unknown section [{section}]; known: {', '.join(sections)}")
+            sections[section].update(values)
+    for section in sections:
+        prefix = f"{ENV_PREFIX}_{section.upper()}_"
+        for key, value in env.items():
+            if key.startswith(prefix):
+                sections[section][key[len(prefix) :].lower()] = value
+    for section, values in (overrides or {}).items():
+        sections[section].update({k: v for k, v in values.items() if v is not None})
+    built = {
+        f.name: _build_section(f.default_factory(), f.name, sections[f.name])  # type: ignore[misc]
+        for f in dataclasses.fields(Config)
+    }
+    return Config(**built).validate()
+
+
+def _build_section(default: Any, name: str, values: dict[str, Any]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(default)}
+    converted = {}
+    for key, raw in values.items():
+        if key not in fields:
+            raise ConfigError(f"unknown setting {name}.{key}; known: {', '.join(fields)}")
+        converted[key] = _convert(raw, type(getattr(default, key)), f"{name}.{key}")
+    return dataclasses.replace(default, **converted)
+
+
+def _convert(raw: Any, kind: type, setting: str) -> Any:
+    if not isinstance(raw, str) or kind is str:
+        if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
+            return float(raw)
+        if not isinstance(raw, kind) or (kind is int and isinstance(raw, bool)):
+            raise ConfigError(f"{setting} must be a {_TYPE_NAMES[kind]}, got {raw!r}")
+        return raw
+    try:
+        if kind is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{setting} must be a {_TYPE_NAMES[kind]}, got {raw!r}") from None

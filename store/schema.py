@@ -1,0 +1,99 @@
+"""Table schemas: the only place the stored columns are defined.
+
+Every table the collector writes is described here as a `pa.Schema`. Writers cast to it, the
+catalog builds empty views from it, and tests compare against it. Times are UTC nanoseconds,
+ids are lowercase hex, structured values (attributes, messages) are JSON text so DuckDB's
+`->>` operators work on them.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+_TS = pa.timestamp("ns", tz="UTC")
+
+SPANS_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("parent_span_id", pa.string()),  # NULL for a root span
+        ("trace_state", pa.string()),
+        ("name", pa.string()),
+        ("kind", pa.string()),  # internal | server | client | producer | consumer | unspecified
+        ("start_time", _TS),
+        ("end_time", _TS),
+        ("duration_ms", pa.float64()),
+        ("status_code", pa.string()),  # unset | ok | error
+        ("status_message", pa.string()),
+        ("service_name", pa.string()),
+        ("scope_name", pa.string()),
+        ("scope_version", pa.string()),
+        ("project", pa.string()),
+        # Promoted from attributes because tasks and llm_calls inherit them from ancestors.
+        ("prompt_name", pa.string()),
+        ("prompt_version", pa.string()),
+        ("session_id", pa.string()),
+        ("user_id", pa.string()),
+        ("genai_kind", pa.string()),  # llm | tool | agent | chain | retriever | ... (NULL: plain span)
+        ("resource_attributes", pa.string()),  # JSON object
+        ("attributes", pa.string()),  # JSON object
+        ("events", pa.string()),  # JSON array of {time, name, attributes}
+        ("links", pa.string()),  # JSON array of {trace_id, span_id, attributes}
+        ("received_at", _TS),
+    ]
+)
+
+LLM_CALLS_SCHEMA = pa.schema(
+    [
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("parent_span_id", pa.string()),
+        ("start_time", _TS),
+        ("end_time", _TS),
+        ("duration_ms", pa.float64()),
+        ("service_name", pa.string()),
+        ("project", pa.string()),
+        ("scope_name", pa.string()),
+        ("span_name", pa.string()),
+        ("convention", pa.string()),  # otel_genai | openllmetry | openinference
+        ("provider", pa.string()),
+        ("operation", pa.string()),  # chat | text_completion | embeddings | responses | ...
+        ("request_model", pa.string()),
+        ("response_model", pa.string()),
+        ("response_id", pa.string()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("cached_input_tokens", pa.int64()),
+        ("cache_creation_input_tokens", pa.int64()),
+        ("reasoning_tokens", pa.int64()),
+        ("total_tokens", pa.int64()),
+        # Messages in the OTel GenAI shape: [{"role", "parts": [{"type", "content"|...}], "finish_reason"?}]
+        ("input_messages", pa.string()),
+        ("output_messages", pa.string()),
+        ("output_text", pa.string()),
+        ("tool_calls", pa.string()),  # JSON array of {id, name, arguments}
+        ("tool_definitions", pa.string()),  # JSON array
+        ("refusal", pa.string()),  # provider-signalled refusal text (OpenAI message.refusal)
+        ("finish_reasons", pa.list_(pa.string())),
+        ("request_params", pa.string()),  # JSON object: temperature, max_tokens, top_p, ...
+        ("output_type", pa.string()),  # text | json | ...
+        ("status", pa.string()),  # ok | error
+        ("status_message", pa.string()),
+        ("error_type", pa.string()),
+        ("is_streaming", pa.bool_()),
+        ("time_to_first_token_ms", pa.float64()),
+        ("prompt_name", pa.string()),
+        ("prompt_version", pa.string()),
+        ("prompt_template", pa.string()),
+        ("prompt_variables", pa.string()),  # JSON object
+        ("session_id", pa.string()),
+        ("user_id", pa.string()),
+        ("mapping", pa.string()),  # mapped | unmapped
+        ("unmapped_fields", pa.list_(pa.string())),  # what could not be read, e.g. ["input_tokens"]
+        ("received_at", _TS),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {"spans": SPANS_SCHEMA, "llm_calls": LLM_CALLS_SCHEMA}

@@ -1,0 +1,60 @@
+"""Arrow tables → Parquet files under `<root>/<table>/date=YYYY-MM-DD/`, committed atomically.
+
+Each file is written under a hidden temporary name, fsynced, then `os.replace`d into place and
+the folder fsynced, so a reader's glob never sees a half-written file and a file that is visible
+survives a crash. Files are never modified after the rename: the store is append-only.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from store.schema import TABLES
+
+PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "use_dictionary": True}
+
+
+def table_dir(root: Path, table: str) -> Path:
+    return root / table
+
+
+def write_partitioned(root: Path, table: str, data: pa.Table, tag: str = "") -> list[Path]:
+    """Write `data` (which must match the table's schema) split by UTC date of `start_time`."""
+    if data.num_rows == 0:
+        return []
+    data = data.cast(TABLES[table])
+    dates = pc.strftime(data["start_time"], format="%Y-%m-%d", locale="C")
+    written = []
+    for date in pc.unique(dates).to_pylist():
+        part = data.filter(pc.equal(dates, date)) if date is not None else data.filter(pc.is_null(dates))
+        folder = table_dir(root, table) / f"date={date or '1970-01-01'}"
+        written.append(write_file(folder, part, tag))
+    return written
+
+
+def write_file(folder: Path, data: pa.Table, tag: str = "") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"part-{tag + '-' if tag else ''}{uuid.uuid4().hex[:12]}.parquet"
+    tmp = folder / f".{name}.tmp"
+    final = folder / name
+    with open(tmp, "wb") as sink:
+        pq.write_table(data, sink, **PARQUET_OPTIONS)
+        sink.flush()
+        os.fsync(sink.fileno())
+    os.replace(tmp, final)
+    _fsync_dir(folder)
+    return final
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
