@@ -17,17 +17,14 @@ from pathlib import Path
 
 import pyarrow as pa
 from google.protobuf.message import DecodeError, Message
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from collector.otlp_decode import decode_traces
 from collector.selfmetrics import Counters
+from collector.signals import SIGNALS
 from collector.wal import WalRecord, WriteAheadLog
 from store.writer import write_partitioned
 
 logger = logging.getLogger(__name__)
 
-KIND_TRACES = 1
-_PARSERS: dict[int, type[Message]] = {KIND_TRACES: ExportTraceServiceRequest}
 _STOP = object()
 
 
@@ -78,7 +75,7 @@ class Pipeline:
         replayed = 0
         for record in records:
             try:
-                request = _PARSERS[record.kind].FromString(record.payload)
+                request = SIGNALS[record.kind].request_type.FromString(record.payload)
             except (KeyError, DecodeError):
                 logger.error("wal record unreadable seq=%d kind=%d: skipped", record.seq, record.kind)
                 continue
@@ -123,7 +120,7 @@ class Pipeline:
 
     def _consume(self, seq: int, kind: int, request: Message) -> None:
         try:
-            tables = decode_traces(request, time.time_ns())  # type: ignore[arg-type]
+            tables = SIGNALS[kind].decode(request, time.time_ns())
         except Exception:  # a decoder bug must not stop ingestion; the WAL keeps the bytes
             logger.exception("decode failed seq=%d: request kept in the WAL, rows skipped", seq)
             return
@@ -153,4 +150,4 @@ class Pipeline:
         self._buffered_seq = 0
         elapsed = (time.perf_counter() - started) * 1000
         self.counters.add(flushes=1)
-        self.counters.last_flush_ms = elapsed
+        self.counters.set(last_flush_ms=elapsed)

@@ -1,34 +1,50 @@
-"""The collector's own counters, for the periodic log line (and later a /metrics endpoint)."""
+"""The collector's own counters, for the periodic log line and the /metrics endpoint."""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field, fields
+from collections import defaultdict
 
 
-@dataclass
 class Counters:
-    requests: int = 0
-    received_spans: int = 0
-    rejected_spans: int = 0
-    refused_requests: int = 0  # answered with a retryable error (overload, disk)
-    stored_spans: int = 0
-    stored_llm_calls: int = 0
-    queue_bytes: int = 0
-    flushes: int = 0
-    flush_errors: int = 0
-    last_flush_ms: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    """Thread-safe named numbers: counters (`add`) and gauges (`set`)."""
+
+    def __init__(self) -> None:
+        self._values: defaultdict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
 
     def add(self, **deltas: float) -> None:
         with self._lock:
             for name, delta in deltas.items():
-                setattr(self, name, getattr(self, name) + delta)
+                self._values[name] += delta
+
+    def set(self, **values: float) -> None:
+        with self._lock:
+            self._values.update(values)
+
+    def get(self, name: str) -> float:
+        with self._lock:
+            return self._values.get(name, 0)
 
     def snapshot(self) -> dict[str, float]:
         with self._lock:
-            return {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
+            return dict(sorted(self._values.items()))
 
     def log_line(self, extra: dict[str, float] | None = None) -> str:
         values = self.snapshot() | (extra or {})
-        return " ".join(f"{k}={round(v, 1) if isinstance(v, float) else v}" for k, v in values.items())
+        return " ".join(
+            f"{k}={round(v, 1) if isinstance(v, float) and not v.is_integer() else int(v)}" for k, v in values.items()
+        )
+
+
+GAUGES = frozenset({"queue_bytes", "last_flush_ms", "wal_bytes"})
+
+
+def prometheus_text(values: dict[str, float]) -> str:
+    """Prometheus text exposition format 0.0.4: counters get `_total`, gauges keep their name."""
+    lines = []
+    for name, value in sorted(values.items()):
+        kind = "gauge" if name in GAUGES else "counter"
+        metric = f"vigil_{name}" if kind == "gauge" else f"vigil_{name}_total"
+        lines += [f"# TYPE {metric} {kind}", f"{metric} {value:g}"]
+    return "\n".join(lines) + "\n"

@@ -15,10 +15,13 @@ from concurrent import futures
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from collector.http_server import HttpFrontEnd
 from collector.pipeline import Pipeline
-from collector.selfmetrics import Counters
-from collector.service import TraceService
+from collector.selfmetrics import Counters, prometheus_text
+from collector.service import Ingest, grpc_handlers
+from collector.signals import SIGNALS
 from collector.wal import WriteAheadLog
 from store.config import Config, ConfigError, parse_listen
 
@@ -31,7 +34,10 @@ class Collector:
         self.root = Path(config.store.data_dir)
         self.counters = Counters()
         self.grpc_port = 0
+        self.http_port = 0
         self._server: grpc.Server | None = None
+        self._http: HttpFrontEnd | None = None
+        self._health = health.HealthServicer()
         self._stopped = threading.Event()
 
     def __enter__(self) -> Collector:
@@ -51,17 +57,19 @@ class Collector:
             logger.info("recovered requests=%d from the write-ahead log", replayed)
         self.wal.start()
         self.pipeline.start()
-        self._start_grpc()
+        ingest = Ingest(self.wal, self.pipeline, self.counters)
+        self._start_grpc(ingest)
+        self._start_http(ingest)
         if cfg.metrics_log_interval_s > 0:
             threading.Thread(target=self._log_metrics, name="selfmetrics", daemon=True).start()
         return self
 
-    def _start_grpc(self) -> None:
+    def _start_grpc(self, ingest: Ingest) -> None:
         cfg = self.config.collector
         max_bytes = cfg.max_message_mib << 20
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="otlp-grpc"),
-            handlers=[TraceService(self.wal, self.pipeline, self.counters).handlers()],
+            handlers=grpc_handlers(ingest),
             options=[
                 ("grpc.max_receive_message_length", max_bytes),
                 ("grpc.max_send_message_length", 4 << 20),
@@ -80,8 +88,39 @@ class Collector:
                 f"cannot listen on {cfg.grpc_listen}: is another collector running? "
                 "Pick another port with --grpc-listen HOST:PORT"
             )
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
+        for service in ["", *(signal.grpc_service for signal in SIGNALS.values())]:
+            self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._server.start()
         logger.info("otlp grpc listening address=%s:%d data_dir=%s", host, self.grpc_port, self.root)
+
+    def _start_http(self, ingest: Ingest) -> None:
+        cfg = self.config.collector
+        host, port = parse_listen(cfg.http_listen, "collector.http_listen")
+        try:
+            self._http = HttpFrontEnd(host, port, ingest, cfg.max_message_mib << 20, self.readiness, self.metrics_text)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on {cfg.http_listen} ({exc.strerror}): pick another port with --http-listen HOST:PORT"
+            ) from None
+        self.http_port = self._http.port
+        self._http.start()
+        logger.info("otlp http listening address=%s:%d", host, self.http_port)
+
+    def readiness(self) -> str:
+        """'' when an Export would be stored right now, else why not (for /readyz)."""
+        if self.wal.last_error:
+            return self.wal.last_error
+        probe = self.root / ".readyz"
+        try:
+            probe.write_bytes(b"ok")
+            probe.unlink()
+        except OSError as exc:
+            return f"store at {self.root} is not writable: {exc.strerror}"
+        return ""
+
+    def metrics_text(self) -> str:
+        return prometheus_text(self.counters.snapshot() | {"wal_bytes": self.wal.disk_bytes})
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
@@ -90,6 +129,9 @@ class Collector:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self._health.enter_graceful_shutdown()
+        if self._http is not None:
+            self._http.stop()
         if self._server is not None:
             self._server.stop(grace_s).wait()
         self.pipeline.close()

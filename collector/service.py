@@ -1,38 +1,31 @@
-"""TraceService/Export: parse → validate → write-ahead log → acknowledge → hand to the pipeline.
+"""OTLP Export, whatever the transport: parse → validate → write-ahead log → acknowledge.
 
-Comes in: the raw bytes of an ExportTraceServiceRequest (we parse them ourselves, so a malformed
-message gets INVALID_ARGUMENT rather than grpc's generic INTERNAL). Goes out: an
-ExportTraceServiceResponse, with `partial_success` when some spans were rejected, or a status
-chosen in `_status_for` by the OTLP rules
-(https://opentelemetry.io/docs/specs/otlp/#failures): retryable trouble on our side is
-UNAVAILABLE / RESOURCE_EXHAUSTED with RetryInfo, bad data is INVALID_ARGUMENT and never retried.
+Comes in: the raw bytes of an Export request (we parse them ourselves, so a malformed message
+gets INVALID_ARGUMENT rather than grpc's generic INTERNAL). Goes out: the Export response, with
+`partial_success` when some items were rejected, or an exception that `status_for` maps to the
+OTLP answer (https://opentelemetry.io/docs/specs/otlp/#failures): trouble on our side is
+retryable (UNAVAILABLE / RESOURCE_EXHAUSTED with RetryInfo), bad data is INVALID_ARGUMENT and
+never retried. The gRPC and HTTP front ends both call `Ingest.export`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import grpc
 from google.protobuf import duration_pb2
 from google.protobuf.any_pb2 import Any as AnyProto
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTracePartialSuccess,
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
 
-from collector.otlp_decode import validate_traces
-from collector.pipeline import KIND_TRACES, Pipeline
+from collector.pipeline import Pipeline
 from collector.selfmetrics import Counters
+from collector.signals import SIGNALS, Signal
 from collector.wal import WalError, WriteAheadLog
 
 logger = logging.getLogger(__name__)
 
-TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 RETRY_AFTER_S = 1
 
 
@@ -40,71 +33,79 @@ class Overloaded(Exception):
     """The pipeline's queue is full: the client should back off and retry."""
 
 
-class TraceService:
+class Ingest:
     def __init__(self, wal: WriteAheadLog, pipeline: Pipeline, counters: Counters) -> None:
         self.wal = wal
         self.pipeline = pipeline
         self.counters = counters
 
-    def export(self, payload: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
-        try:
-            return self._export(payload)
-        except Exception as exc:  # every failure becomes a status here, never UNKNOWN
-            code, message, retry = _status_for(exc)
-            if retry:
-                self.counters.add(refused_requests=1)
-            context.abort_with_status(_rich_status(code, message, retry))
-            raise  # unreachable: abort_with_status raises
+    def export(self, signal: Signal, payload: bytes) -> Message:
+        request = signal.request_type.FromString(payload)
+        return self.export_message(signal, request, payload)
 
-    def _export(self, payload: bytes) -> ExportTraceServiceResponse:
-        request = ExportTraceServiceRequest.FromString(payload)
-        total = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-        rejected, reason = validate_traces(request)
-        if rejected:
+    def export_message(self, signal: Signal, request: Message, payload: bytes | None = None) -> Message:
+        """Acknowledge `request` once it is durable; `payload` is its serialized form if known."""
+        total = signal.count(request)
+        rejected, reason = signal.validate(request)
+        if rejected or payload is None:
             payload = request.SerializeToString()
-        self.counters.add(requests=1, received_spans=total, rejected_spans=rejected)
+        self.counters.add(requests=1, **{f"received_{signal.name}": total, f"rejected_{signal.name}": rejected})
         if total - rejected:
             if not self.pipeline.reserve(len(payload)):
                 raise Overloaded(f"ingest queue full ({self.pipeline.queued_bytes} bytes waiting)")
             try:
-                seq = self.wal.append(KIND_TRACES, payload)
+                seq = self.wal.append(signal.wal_kind, payload)
             except BaseException:
                 self.pipeline.release(len(payload))
                 raise
-            self.pipeline.submit(seq, KIND_TRACES, request, len(payload))
-        if not rejected:
-            return ExportTraceServiceResponse()
-        return ExportTraceServiceResponse(
-            partial_success=ExportTracePartialSuccess(rejected_spans=rejected, error_message=reason)
-        )
-
-    def handlers(self) -> grpc.GenericRpcHandler:
-        export: Callable = grpc.unary_unary_rpc_method_handler(
-            self.export,
-            request_deserializer=None,  # raw bytes: see the module docstring
-            response_serializer=ExportTraceServiceResponse.SerializeToString,
-        )
-        return grpc.method_handlers_generic_handler(TRACE_SERVICE, {"Export": export})
+            self.pipeline.submit(seq, signal.wal_kind, request, len(payload))
+        return signal.response(rejected, reason)
 
 
-def _status_for(exc: Exception) -> tuple[grpc.StatusCode, str, bool]:
+def status_for(exc: Exception) -> tuple[grpc.StatusCode, str, bool]:
     """(code, message, retryable) for any exception raised while handling an Export."""
     if isinstance(exc, DecodeError):
-        return grpc.StatusCode.INVALID_ARGUMENT, f"malformed ExportTraceServiceRequest: {exc}", False
+        return grpc.StatusCode.INVALID_ARGUMENT, f"malformed OTLP request: {exc}", False
     if isinstance(exc, Overloaded):
         return grpc.StatusCode.RESOURCE_EXHAUSTED, f"{exc}; retry later", True
     if isinstance(exc, WalError):
         return grpc.StatusCode.UNAVAILABLE, f"cannot store data right now: {exc}; retry later", True
-    logger.exception("unexpected error in Export")
+    logger.error("unexpected error in Export", exc_info=exc)
     return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}", False
 
 
-def _rich_status(code: grpc.StatusCode, message: str, retry: bool) -> grpc.Status:
+def grpc_handlers(ingest: Ingest) -> list[grpc.GenericRpcHandler]:
+    handlers = []
+    for signal in SIGNALS.values():
+
+        def export(payload: bytes, context: grpc.ServicerContext, signal: Signal = signal) -> Message:
+            try:
+                return ingest.export(signal, payload)
+            except Exception as exc:  # every failure becomes a status here, never UNKNOWN
+                code, message, retry = status_for(exc)
+                if retry:
+                    ingest.counters.add(refused_requests=1)
+                context.abort_with_status(rich_status(code, message, retry))
+                raise  # unreachable: abort_with_status raises
+
+        method = grpc.unary_unary_rpc_method_handler(
+            export,
+            request_deserializer=None,  # raw bytes: see the module docstring
+            response_serializer=lambda message: message.SerializeToString(),
+        )
+        handlers.append(grpc.method_handlers_generic_handler(signal.grpc_service, {"Export": method}))
+    return handlers
+
+
+def rich_status(code: grpc.StatusCode, message: str, retry: bool) -> grpc.Status:
+    return rpc_status.to_status(google_status(code, message, retry))
+
+
+def google_status(code: grpc.StatusCode, message: str, retry: bool) -> status_pb2.Status:
     details = []
     if retry:
         info = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=RETRY_AFTER_S))
         packed = AnyProto()
         packed.Pack(info)
         details.append(packed)
-    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)
-    return rpc_status.to_status(status)
+    return status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=details)

@@ -57,6 +57,7 @@ class WriteAheadLog:
         self._segment_size = 0
         self._file = None
         self.bytes_written = 0
+        self.last_error = ""  # why the last write failed; cleared by the next good one
         self._flusher: threading.Thread | None = None
 
     # -- recovery ---------------------------------------------------------------------------
@@ -146,10 +147,12 @@ class WriteAheadLog:
                 raise
             self._segment_size += len(data)
             self.bytes_written += len(data)
+            self.last_error = ""
             return None
         except OSError as exc:
             logger.error("wal write failed bytes=%d error=%s", len(data), exc)
-            return WalError(exc.errno, f"write-ahead log write failed: {exc.strerror or exc}")
+            self.last_error = f"write-ahead log write failed: {exc.strerror or exc}"
+            return WalError(exc.errno, self.last_error)
 
     def _rotate(self, first_seq: int) -> None:
         if self._file is not None:

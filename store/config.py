@@ -28,6 +28,8 @@ class ConfigError(ValueError):
 class CollectorConfig:
     # OTLP/gRPC listen address; loopback by default so nothing is exposed by accident.
     grpc_listen: str = "127.0.0.1:4317"
+    # OTLP/HTTP listen address; also serves /healthz, /readyz and /metrics.
+    http_listen: str = "127.0.0.1:4318"
     # Largest accepted request, like the OTel Collector's max_recv_msg_size_mib.
     max_message_mib: int = 16
     # Undecoded request bytes allowed in memory before Export answers RESOURCE_EXHAUSTED.
@@ -60,6 +62,7 @@ class Config:
 
     def validate(self) -> Config:
         parse_listen(self.collector.grpc_listen, "collector.grpc_listen")
+        parse_listen(self.collector.http_listen, "collector.http_listen")
         for name in ("max_message_mib", "max_queue_mib", "flush_max_rows", "wal_segment_mib", "workers"):
             if getattr(self.collector, name) <= 0:
                 raise ConfigError(f"collector.{name} must be a positive number")

@@ -25,6 +25,7 @@ def config(tmp_path: Path) -> Config:
 
 def make_config(data_dir: Path, **collector: Any) -> Config:
     settings = {
+        "http_listen": "127.0.0.1:0",
         "grpc_listen": "127.0.0.1:0",
         "flush_interval_s": 0.2,
         "metrics_log_interval_s": 0,

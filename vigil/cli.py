@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help="OTLP/gRPC address (default 127.0.0.1:4317; 0 = any free port)",
     )
+    collector.add_argument(
+        "--http-listen",
+        metavar="HOST:PORT",
+        help="OTLP/HTTP address, also /healthz /readyz /metrics (default 127.0.0.1:4318)",
+    )
     collector.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     collector.set_defaults(run=_run_collector)
 
@@ -83,7 +88,9 @@ def _load(args: argparse.Namespace, collector: dict[str, Any] | None = None):
 def _run_collector(args: argparse.Namespace) -> int:
     from collector.server import Collector
 
-    config = _load(args, {"grpc_listen": args.grpc_listen, "log_level": args.log_level})
+    config = _load(
+        args, {"grpc_listen": args.grpc_listen, "http_listen": args.http_listen, "log_level": args.log_level}
+    )
     logging.basicConfig(
         level=config.collector.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
@@ -91,9 +98,13 @@ def _run_collector(args: argparse.Namespace) -> int:
     with Collector(config) as collector:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: collector.stop())
+        grpc_host = config.collector.grpc_listen.rsplit(":", 1)[0]
+        http_host = config.collector.http_listen.rsplit(":", 1)[0]
         print(
-            f"vigil collector: OTLP/gRPC on {config.collector.grpc_listen.rsplit(':', 1)[0]}:{collector.grpc_port}"
-            f", data in {Path(config.store.data_dir).resolve()}  (Ctrl-C to stop)",
+            f"vigil collector: OTLP/gRPC on {grpc_host}:{collector.grpc_port}, "
+            f"OTLP/HTTP on http://{http_host}:{collector.http_port}\n"
+            f"  data in {Path(config.store.data_dir).resolve()}\n"
+            f"  export OTEL_EXPORTER_OTLP_ENDPOINT=http://{grpc_host}:{collector.grpc_port}  (Ctrl-C to stop)",
             flush=True,
         )
         collector.wait()

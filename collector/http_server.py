@@ -1,0 +1,182 @@
+"""OTLP/HTTP (`POST /v1/traces`, ...) plus `/healthz`, `/readyz` and `/metrics` on one listener.
+
+Comes in: HTTP/1.1 requests, protobuf (`application/x-protobuf`) or OTLP/JSON
+(`application/json`) bodies, optionally gzip-compressed. Goes out: the same answers as gRPC,
+mapped to HTTP as the OTLP/HTTP spec says (https://opentelemetry.io/docs/specs/otlp/#failures-1):
+200 with the Export response in the request's encoding, 400 with a google.rpc.Status for bad
+data, 413 for a body over the size limit, 429/503 with `Retry-After` when the client should
+retry later.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import grpc
+from google.protobuf.message import DecodeError, Message
+
+from collector.otlp_json import decode_json, encode_json
+from collector.service import RETRY_AFTER_S, Ingest, google_status, status_for
+from collector.signals import SIGNALS
+
+logger = logging.getLogger(__name__)
+
+PROTOBUF, JSON = "application/x-protobuf", "application/json"
+_HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: HTTPStatus.BAD_REQUEST,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: HTTPStatus.TOO_MANY_REQUESTS,
+    grpc.StatusCode.UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
+}
+_ROUTES = {signal.http_path: signal for signal in SIGNALS.values()}
+
+
+class TooLarge(Exception):
+    pass
+
+
+class HttpFrontEnd:
+    """The HTTP listener; `readiness()` returns '' when ready or the reason it is not."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ingest: Ingest,
+        max_body_bytes: int,
+        readiness: Callable[[], str],
+        metrics_text: Callable[[], str],
+    ) -> None:
+        handler = type(
+            "Handler",
+            (_Handler,),
+            {
+                "ingest": ingest,
+                "max_body": max_body_bytes,
+                "readiness": staticmethod(readiness),
+                "metrics_text": staticmethod(metrics_text),
+            },
+        )
+        self.server = ThreadingHTTPServer((host, port), handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, name="otlp-http", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "vigil"
+    ingest: Ingest
+    max_body: int
+    readiness: Callable[[], str]
+    metrics_text: Callable[[], str]
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's naming
+        if self.path == "/healthz":
+            self._reply(HTTPStatus.OK, b"ok\n", "text/plain")
+        elif self.path == "/readyz":
+            problem = self.readiness()
+            status = HTTPStatus.SERVICE_UNAVAILABLE if problem else HTTPStatus.OK
+            self._reply(status, (problem or "ready").encode() + b"\n", "text/plain")
+        elif self.path == "/metrics":
+            self._reply(HTTPStatus.OK, self.metrics_text().encode(), "text/plain; version=0.0.4")
+        elif self.path in _ROUTES:
+            self._reply(HTTPStatus.METHOD_NOT_ALLOWED, b"use POST\n", "text/plain", {"Allow": "POST"})
+        else:
+            self._reply(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+
+    def do_POST(self) -> None:  # noqa: N802
+        signal = _ROUTES.get(self.path.split("?", 1)[0])
+        if signal is None:
+            self._discard_body()
+            self._reply(
+                HTTPStatus.NOT_FOUND, b"unknown path; OTLP paths are /v1/traces, /v1/logs, /v1/metrics\n", "text/plain"
+            )
+            return
+        content_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if content_type not in (PROTOBUF, JSON):
+            self._discard_body()
+            self._reply(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"use {PROTOBUF} or {JSON}\n".encode(), "text/plain")
+            return
+        try:
+            body = self._read_body()
+            if content_type == JSON:
+                request: Message = decode_json(body, signal.request_type)
+                response = self.ingest.export_message(signal, request)
+            else:
+                response = self.ingest.export(signal, body)
+        except TooLarge as exc:
+            self._error(content_type, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+            return
+        except Exception as exc:
+            code, message, retry = status_for(exc)
+            if retry:
+                self.ingest.counters.add(refused_requests=1)
+            status = _HTTP_STATUS.get(code, HTTPStatus.INTERNAL_SERVER_ERROR)
+            self._error(content_type, status, code, message, retry)
+            return
+        body_out = encode_json(response) if content_type == JSON else response.SerializeToString()
+        self._reply(HTTPStatus.OK, body_out, content_type)
+
+    def _read_body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            self.close_connection = True
+            raise DecodeError("a Content-Length header is required")
+        size = int(length)
+        if size > self.max_body:
+            self.close_connection = True  # the unread body makes the connection unusable
+            raise TooLarge(f"body of {size} bytes is over the {self.max_body} byte limit")
+        body = self.rfile.read(size)
+        encoding = (self.headers.get("Content-Encoding") or "identity").lower()
+        if encoding == "gzip":
+            inflater = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+            try:
+                body = inflater.decompress(body, self.max_body + 1)
+            except zlib.error as exc:
+                raise DecodeError(f"gzip body is corrupt: {exc}") from None
+            if len(body) > self.max_body or inflater.unconsumed_tail:
+                raise TooLarge(f"decompressed body is over the {self.max_body} byte limit")
+        elif encoding != "identity":
+            raise DecodeError(f"Content-Encoding {encoding!r} is not supported; use gzip or none")
+        return body
+
+    def _discard_body(self) -> None:
+        length = self.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) <= self.max_body:
+            self.rfile.read(int(length))
+        else:
+            self.close_connection = True
+
+    def _error(
+        self, content_type: str, status: HTTPStatus, code: grpc.StatusCode, message: str, retry: bool = False
+    ) -> None:
+        detail = google_status(code, message, retry)
+        body = encode_json(detail) if content_type == JSON else detail.SerializeToString()
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if retry else {}
+        self._reply(status, body, content_type, headers)
+
+    def _reply(self, status: HTTPStatus, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
+        logger.debug("http %s", format % args)

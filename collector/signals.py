@@ -1,0 +1,58 @@
+"""The OTLP signals the collector accepts, described once for every transport and the pipeline.
+
+A `Signal` names the protobuf types, the gRPC service, the HTTP path, the write-ahead-log record
+kind, and the functions that count, validate and decode its requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyarrow as pa
+from google.protobuf.message import Message
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from collector.otlp_decode import decode_traces, validate_traces
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str  # what the counters call one item: spans, log_records, data_points
+    wal_kind: int
+    grpc_service: str
+    http_path: str
+    request_type: type[Message]
+    response_type: type[Message]
+    partial_success_type: type[Message]
+    rejected_field: str
+    count: Callable[[Message], int]
+    validate: Callable[[Message], tuple[int, str]]  # drops bad items in place → (rejected, reason)
+    decode: Callable[[Message, int], dict[str, pa.Table]]
+
+    def response(self, rejected: int, reason: str) -> Message:
+        if not rejected:
+            return self.response_type()
+        partial = self.partial_success_type(**{self.rejected_field: rejected, "error_message": reason})
+        return self.response_type(partial_success=partial)
+
+
+TRACES = Signal(
+    name="spans",
+    wal_kind=1,
+    grpc_service="opentelemetry.proto.collector.trace.v1.TraceService",
+    http_path="/v1/traces",
+    request_type=ExportTraceServiceRequest,
+    response_type=ExportTraceServiceResponse,
+    partial_success_type=ExportTracePartialSuccess,
+    rejected_field="rejected_spans",
+    count=lambda request: sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans),
+    validate=validate_traces,
+    decode=decode_traces,
+)
+
+SIGNALS: dict[int, Signal] = {signal.wal_kind: signal for signal in (TRACES,)}
