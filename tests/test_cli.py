@@ -42,7 +42,16 @@ def _vigil(*args: str) -> subprocess.CompletedProcess:
 def test_collector_process_sigterm_flushes_then_query_formats(tmp_path: Path) -> None:
     data_dir, port = tmp_path / "store", _free_port()
     process = subprocess.Popen(
-        [*VIGIL, "collector", "--data-dir", str(data_dir), "--grpc-listen", f"127.0.0.1:{port}", "--http-listen", "127.0.0.1:0"],
+        [
+            *VIGIL,
+            "collector",
+            "--data-dir",
+            str(data_dir),
+            "--grpc-listen",
+            f"127.0.0.1:{port}",
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
