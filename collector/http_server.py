@@ -136,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise DecodeError("a Content-Length header is required")
         size = int(length)
         if size > self.max_body:
-            self.close_connection = True  # the unread body makes the connection unusable
+            self._discard_body()  # so the client can read our answer instead of a broken pipe
             raise TooLarge(f"body of {size} bytes is over the {self.max_body} byte limit")
         body = self.rfile.read(size)
         encoding = (self.headers.get("Content-Encoding") or "identity").lower()
@@ -153,11 +153,17 @@ class _Handler(BaseHTTPRequestHandler):
         return body
 
     def _discard_body(self) -> None:
+        """Read and drop a body we will not use; past 4x the limit, hang up instead."""
         length = self.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) <= self.max_body:
-            self.rfile.read(int(length))
-        else:
+        if not length.isdigit() or int(length) > 4 * self.max_body:
             self.close_connection = True
+            return
+        left = int(length)
+        while left > 0:
+            chunk = self.rfile.read(min(left, 1 << 16))
+            if not chunk:
+                break
+            left -= len(chunk)
 
     def _error(
         self, content_type: str, status: HTTPStatus, code: grpc.StatusCode, message: str, retry: bool = False

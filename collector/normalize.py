@@ -61,15 +61,10 @@ class SpanFacts:
 
 # Attribute keys per field, in precedence order. Constants so that config can extend them.
 PROVIDER_KEYS = genai.PROVIDER_KEYS + oi.PROVIDER_KEYS
-# Spelling variants of one provider → the semconv `gen_ai.provider.name` value. az.ai.* and
-# azure.ai.* stay as sent (distinct registered values across semconv generations).
-PROVIDER_ALIASES = {
-    "mistralai": "mistral_ai",
-    "xai": "x_ai",
-    "gemini": "gcp.gemini",
-    "vertex_ai": "gcp.vertex_ai",
-    "vertexai": "gcp.vertex_ai",
-}
+# OpenInference spellings that are not semconv values → the semconv `gen_ai.provider.name` value.
+# Semconv values of any generation stay as sent (lowercased): az.ai.openai and azure.ai.openai,
+# vertex_ai and gcp.vertex_ai, aws.bedrock; a config can add aliases here.
+PROVIDER_ALIASES = {"mistralai": "mistral_ai", "vertexai": "gcp.vertex_ai"}
 RESPONSE_MODEL_KEYS = genai.RESPONSE_MODEL_KEYS + oi.RESPONSE_MODEL_KEYS
 TOKEN_KEYS = {
     "input_tokens": genai.INPUT_TOKEN_KEYS + oll.INPUT_TOKEN_KEYS + oi.INPUT_TOKEN_KEYS,
@@ -165,12 +160,13 @@ def normalize_llm_call(attrs: dict[str, Any], span: SpanFacts) -> dict[str, Any]
     except Exception:
         logger.exception("normalize failed span=%r", span.name)
         row = dict.fromkeys(_FIELDS)
-        row.update(status=_status(attrs, span)[0], mapping="unmapped", unmapped_fields=["normalizer_error"])
+        status = "error" if span.status_code == "error" else "ok"
+        row.update(status=status, mapping="unmapped", unmapped_fields=["normalizer_error"])
         return row
 
 
 def _normalize(attrs: dict[str, Any], span: SpanFacts) -> dict[str, Any]:
-    keys = group_keys(attrs)
+    keys, span_name = group_keys(attrs), span.name or ""
     if oi.span_kind(attrs) is not None:
         convention = "openinference"
     elif oll.detect(attrs, keys, span.scope_name):
@@ -185,7 +181,7 @@ def _normalize(attrs: dict[str, Any], span: SpanFacts) -> dict[str, Any]:
     row.update(
         convention=convention,
         provider=provider,
-        operation=genai.read_operation(attrs, span.name),
+        operation=genai.read_operation(attrs, span_name),
         request_model=first_str(attrs, genai.REQUEST_MODEL_KEYS),
         response_model=first_str(attrs, RESPONSE_MODEL_KEYS),
         response_id=first_str(attrs, genai.RESPONSE_ID_KEYS),
@@ -208,24 +204,24 @@ def _normalize(attrs: dict[str, Any], span: SpanFacts) -> dict[str, Any]:
     if convention == "openllmetry":
         flat_inputs, flat_outputs = oll.read_messages(keys)
         inputs, outputs = inputs or flat_inputs, outputs or flat_outputs
+        row["operation"] = oll.read_operation(attrs, span_name) or row["operation"]
         _fill(
             row,
-            operation=oll.read_operation(attrs, span.name),
             tool_definitions=oll.read_tool_definitions(keys),
             finish_reasons=oll.read_finish_reasons(keys),
             output_type=oll.read_output_type(attrs),
         )
-        if span.name in oll.RESPONSES_SPAN_NAMES:  # its gen_ai.operation.name says "chat"
-            row["operation"] = "responses"
         params = oll.read_request_params(attrs, keys) | params
     elif convention == "openinference":
-        found = oi.read(attrs, keys, span.name)
+        found = oi.read(attrs, keys, span_name)
         row["operation"] = found.pop("operation")
         flat_inputs, flat_outputs = found.pop("input_messages"), found.pop("output_messages")
         inputs, outputs = inputs or flat_inputs, outputs or flat_outputs
         params = (found.pop("request_params", None) or {}) | params
         _fill(row, **found)
 
+    if row["operation"] in _NO_OUTPUT_TOKENS:
+        outputs = None  # vectors or scores sent as "text" parts (OpenLLMetry) are data, not an answer
     if outputs:
         _sync_finish_reasons(row, outputs)
         row["output_text"], calls, refusal = summarize_outputs(outputs)
@@ -268,7 +264,7 @@ def _status(attrs: dict[str, Any], span: SpanFacts) -> tuple[str, str | None]:
         return "ok", None
     if declared is not None:
         return "error", declared
-    for event in reversed(span.events):  # the last exception is the one that ended the span
+    for event in reversed(span.events or ()):  # the last exception is the one that ended the span
         if isinstance(event, dict) and event.get("name") == "exception" and isinstance(event.get("attributes"), dict):
             found = _clean_error_type(event["attributes"].get("exception.type"))
             if found is not None:

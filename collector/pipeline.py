@@ -135,7 +135,8 @@ class Pipeline:
             return
         started = time.perf_counter()
         try:
-            for name in list(self._buffers):
+            # `spans` last: a reader that sees a task already sees its LLM calls and messages.
+            for name in sorted(self._buffers, key=lambda table: table == "spans"):
                 table = pa.concat_tables(self._buffers[name])
                 write_partitioned(self.root, name, table, tag=f"{self._buffered_seq:020d}")
                 # Dropped table by table, so a failure part-way does not write the rest twice.

@@ -11,13 +11,25 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 from google.protobuf.message import Message
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsPartialSuccess,
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsPartialSuccess,
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTracePartialSuccess,
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 
-from collector.otlp_decode import decode_traces, validate_traces
+from collector.decode_logs import count_logs, decode_logs, validate_logs
+from collector.decode_metrics import count_points, decode_metrics, validate_metrics
+from collector.decode_traces import decode_traces, validate_traces
 
 
 @dataclass(frozen=True)
@@ -55,4 +67,32 @@ TRACES = Signal(
     decode=decode_traces,
 )
 
-SIGNALS: dict[int, Signal] = {signal.wal_kind: signal for signal in (TRACES,)}
+LOGS = Signal(
+    name="log_records",
+    wal_kind=2,
+    grpc_service="opentelemetry.proto.collector.logs.v1.LogsService",
+    http_path="/v1/logs",
+    request_type=ExportLogsServiceRequest,
+    response_type=ExportLogsServiceResponse,
+    partial_success_type=ExportLogsPartialSuccess,
+    rejected_field="rejected_log_records",
+    count=count_logs,
+    validate=validate_logs,
+    decode=decode_logs,
+)
+
+METRICS = Signal(
+    name="data_points",
+    wal_kind=3,
+    grpc_service="opentelemetry.proto.collector.metrics.v1.MetricsService",
+    http_path="/v1/metrics",
+    request_type=ExportMetricsServiceRequest,
+    response_type=ExportMetricsServiceResponse,
+    partial_success_type=ExportMetricsPartialSuccess,
+    rejected_field="rejected_data_points",
+    count=count_points,
+    validate=validate_metrics,
+    decode=decode_metrics,
+)
+
+SIGNALS: dict[int, Signal] = {signal.wal_kind: signal for signal in (TRACES, LOGS, METRICS)}

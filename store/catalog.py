@@ -11,6 +11,8 @@ process gets its own) and defines:
   kept, and it inherits the prompt name/version the parent knew. Prompt name/version missing
   on a call are taken from the task's root span.
 - `tasks`: one row per root span (an agent task) with its LLM call count, tokens and status.
+- `logs`, `metrics`: every log record and every metric data point. GenAI log events also feed
+  `llm_messages`, whose messages fill the content of the `llm_calls` row they belong to.
 
 Globs are expanded at query time, so new files show up without reconnecting; only a table
 that had no files at all when connecting needs `refresh(con, root)`.
@@ -33,6 +35,7 @@ QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY received_at) 
 """
 
 # A call whose direct child is also an LLM call is the same call seen from a higher layer.
+# Content that arrived as GenAI log events (llm_messages) fills what the span itself lacks.
 _LLM_CALLS = """
 CREATE OR REPLACE VIEW llm_calls AS
 WITH calls AS (
@@ -42,14 +45,39 @@ WITH calls AS (
 roots AS (
     SELECT trace_id, any_value(prompt_name) AS prompt_name, any_value(prompt_version) AS prompt_version
     FROM spans_raw WHERE parent_span_id IS NULL GROUP BY trace_id
+),
+messages AS (
+    SELECT DISTINCT trace_id, span_id, direction, position, time, message, text, tool_calls, refusal, finish_reason
+    FROM llm_messages_raw
+),
+event_content AS (
+    SELECT trace_id, span_id,
+           '[' || string_agg(message, ',' ORDER BY time, position) FILTER (direction = 'input') || ']'
+               AS input_messages,
+           '[' || string_agg(message, ',' ORDER BY position, time) FILTER (direction = 'output') || ']'
+               AS output_messages,
+           string_agg(text, chr(10) ORDER BY position, time) FILTER (direction = 'output') AS output_text,
+           '[' || string_agg(substr(tool_calls, 2, length(tool_calls) - 2), ',' ORDER BY position, time)
+               FILTER (direction = 'output' AND tool_calls IS NOT NULL) || ']' AS tool_calls,
+           first(refusal ORDER BY position) FILTER (refusal IS NOT NULL) AS refusal,
+           list(finish_reason ORDER BY position) FILTER (direction = 'output' AND finish_reason IS NOT NULL)
+               AS finish_reasons
+    FROM messages GROUP BY trace_id, span_id
 )
 SELECT c.* REPLACE (
         coalesce(c.prompt_name, p.prompt_name, r.prompt_name) AS prompt_name,
-        coalesce(c.prompt_version, p.prompt_version, r.prompt_version) AS prompt_version
+        coalesce(c.prompt_version, p.prompt_version, r.prompt_version) AS prompt_version,
+        coalesce(c.input_messages, e.input_messages) AS input_messages,
+        coalesce(c.output_messages, e.output_messages) AS output_messages,
+        coalesce(c.output_text, e.output_text) AS output_text,
+        coalesce(c.tool_calls, e.tool_calls) AS tool_calls,
+        coalesce(c.refusal, e.refusal) AS refusal,
+        coalesce(c.finish_reasons, e.finish_reasons) AS finish_reasons
     )
 FROM calls c
 LEFT JOIN calls p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
 LEFT JOIN roots r ON r.trace_id = c.trace_id
+LEFT JOIN event_content e ON e.trace_id = c.trace_id AND e.span_id = c.span_id
 WHERE NOT EXISTS (
     SELECT 1 FROM calls child WHERE child.trace_id = c.trace_id AND child.parent_span_id = c.span_id
 )
@@ -119,6 +147,8 @@ def refresh(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     con.execute(_DEDUPED.format(table="spans"))
     con.execute(_LLM_CALLS)
     con.execute(_TASKS)
+    for table in ("logs", "metrics"):
+        con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {table}_raw")
 
 
 def _sql_string(path: Path) -> str:

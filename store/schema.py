@@ -96,4 +96,82 @@ LLM_CALLS_SCHEMA = pa.schema(
     ]
 )
 
-TABLES: dict[str, pa.Schema] = {"spans": SPANS_SCHEMA, "llm_calls": LLM_CALLS_SCHEMA}
+LOGS_SCHEMA = pa.schema(
+    [
+        ("time", _TS),  # the record's time, else its observed time, else when it arrived
+        ("observed_time", _TS),
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("severity_number", pa.int32()),
+        ("severity_text", pa.string()),
+        ("event_name", pa.string()),
+        ("body", pa.string()),  # JSON value
+        ("attributes", pa.string()),  # JSON object
+        ("service_name", pa.string()),
+        ("scope_name", pa.string()),
+        ("project", pa.string()),
+        ("resource_attributes", pa.string()),
+        ("received_at", _TS),
+    ]
+)
+
+# One row per message carried by a GenAI log event; the llm_calls view folds them into the call
+# they belong to (by trace_id, span_id), whichever of span and events arrived first.
+LLM_MESSAGES_SCHEMA = pa.schema(
+    [
+        ("time", _TS),
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("direction", pa.string()),  # input | output
+        ("position", pa.int64()),  # order within the call: arrival order for inputs, choice index for outputs
+        ("message", pa.string()),  # one message, OTel GenAI shape (JSON)
+        ("text", pa.string()),  # its text parts, concatenated
+        ("tool_calls", pa.string()),  # JSON array of {id, name, arguments}
+        ("refusal", pa.string()),
+        ("finish_reason", pa.string()),
+        ("event_name", pa.string()),
+        ("received_at", _TS),
+    ]
+)
+
+METRICS_SCHEMA = pa.schema(
+    [
+        ("time", _TS),
+        ("start_time", _TS),
+        ("name", pa.string()),
+        ("description", pa.string()),
+        ("unit", pa.string()),
+        ("type", pa.string()),  # gauge | sum | histogram | exponential_histogram | summary
+        ("temporality", pa.string()),  # delta | cumulative | NULL
+        ("is_monotonic", pa.bool_()),
+        ("attributes", pa.string()),  # JSON object
+        ("value", pa.float64()),  # gauge and sum points
+        ("count", pa.int64()),  # histogram and summary points
+        ("sum", pa.float64()),
+        ("min", pa.float64()),
+        ("max", pa.float64()),
+        ("bucket_counts", pa.list_(pa.int64())),
+        ("explicit_bounds", pa.list_(pa.float64())),
+        ("service_name", pa.string()),
+        ("scope_name", pa.string()),
+        ("project", pa.string()),
+        ("resource_attributes", pa.string()),
+        ("received_at", _TS),
+    ]
+)
+
+TABLES: dict[str, pa.Schema] = {
+    "spans": SPANS_SCHEMA,
+    "llm_calls": LLM_CALLS_SCHEMA,
+    "logs": LOGS_SCHEMA,
+    "llm_messages": LLM_MESSAGES_SCHEMA,
+    "metrics": METRICS_SCHEMA,
+}
+# The time column each table is partitioned by (date=YYYY-MM-DD folders).
+PARTITION_TIME = {
+    "spans": "start_time",
+    "llm_calls": "start_time",
+    "logs": "time",
+    "llm_messages": "time",
+    "metrics": "time",
+}

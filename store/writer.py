@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from store.schema import TABLES
+from store.schema import PARTITION_TIME, TABLES
 
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "use_dictionary": True}
 
@@ -25,11 +25,11 @@ def table_dir(root: Path, table: str) -> Path:
 
 
 def write_partitioned(root: Path, table: str, data: pa.Table, tag: str = "") -> list[Path]:
-    """Write `data` (which must match the table's schema) split by UTC date of `start_time`."""
+    """Write `data` (which must match the table's schema) split by the UTC date of its time column."""
     if data.num_rows == 0:
         return []
     data = data.cast(TABLES[table])
-    dates = pc.strftime(data["start_time"], format="%Y-%m-%d", locale="C")
+    dates = pc.strftime(data[PARTITION_TIME[table]], format="%Y-%m-%d", locale="C")
     written = []
     for date in pc.unique(dates).to_pylist():
         part = data.filter(pc.equal(dates, date)) if date is not None else data.filter(pc.is_null(dates))

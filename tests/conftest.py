@@ -45,6 +45,11 @@ def channel(collector: Collector) -> Iterator[grpc.Channel]:
         yield chan
 
 
+@pytest.fixture
+def http_url(collector: Collector) -> str:
+    return f"http://127.0.0.1:{collector.http_port}"
+
+
 def query(data_dir: Path | str, sql: str, params: list | None = None) -> list[dict[str, Any]]:
     con = connect(Path(data_dir))
     try:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -95,6 +97,14 @@ def text(role: str, content: str) -> dict[str, Any]:
 # -- recordings: what is an LLM call, in which convention, doing what ---------------------------
 
 MIXED_OPS = {"chat": 13, "embeddings": 1, "responses": 1}
+RECORDING_NAMES = (
+    "otel_v2",
+    "otel_v2_legacy",
+    "openllmetry",
+    "openllmetry_legacy",
+    "openllmetry_events",
+    "openinference",
+)
 
 
 @pytest.mark.parametrize(
@@ -121,6 +131,10 @@ def test_recording_llm_calls(recording: str, convention: str, operations: dict[s
     assert sum(c["status"] == "error" for c in calls) == 2  # [[error500]] once, then always-fails
     for call in calls:
         fits_schema(call)
+
+
+def test_every_recording_is_covered() -> None:
+    assert sorted(p.stem for p in RECORDINGS.glob("*.jsonl")) == sorted(RECORDING_NAMES)
 
 
 def test_task_spans_promote_prompt_and_session() -> None:
@@ -539,7 +553,7 @@ def test_not_llm_calls(attrs: dict[str, Any], name: str) -> None:
          "anthropic.chat",
          {"convention": "openllmetry", "provider": "anthropic", "cached_input_tokens": 4,
           "cache_creation_input_tokens": 6}),
-        # Bedrock, Azure and Vertex keep their semconv names; OpenInference's llm.provider ranks after gen_ai.*.
+        # Semconv provider values of every generation are kept, lowercased; llm.provider ranks after gen_ai.*.
         ({"gen_ai.operation.name": "chat", "gen_ai.provider.name": "aws.bedrock", "gen_ai.request.model": "m",
           "gen_ai.usage.input_tokens": 1, "gen_ai.usage.output_tokens": 1}, "chat m", {"provider": "aws.bedrock"}),
         ({"gen_ai.operation.name": "chat", "gen_ai.system": "az.ai.openai", "gen_ai.request.model": "m",
@@ -549,6 +563,9 @@ def test_not_llm_calls(attrs: dict[str, Any], name: str) -> None:
           "gen_ai.usage.output_tokens": 4, "gen_ai.usage.reasoning.output_tokens": 2},
          "generate_content gemini-2.5-flash",
          {"provider": "gcp.vertex_ai", "operation": "generate_content", "reasoning_tokens": 2}),
+        ({"gen_ai.operation.name": "chat", "gen_ai.system": "vertex_ai", "gen_ai.request.model": "m"}, "chat m",
+         {"provider": "vertex_ai"}),
+        # OpenInference spells some providers its own way.
         ({"openinference.span.kind": "llm", "llm.provider": "mistralai", "llm.system": "mistralai",
           "llm.model_name": "mistral-large", "llm.token_count.prompt": 2, "llm.token_count.completion": 1,
           "llm.token_count.prompt_details.cache_write": 5},
@@ -777,3 +794,24 @@ def test_openllmetry_multimodal_content_and_prompt_name_keys() -> None:
 )  # fmt: skip
 def test_promoted_fields(attrs: dict[str, Any], expected: dict[str, Any]) -> None:
     assert promoted_fields(attrs) == expected
+
+
+GARBAGE = [None, "", " ", "x", "[", "{", "[1, 2", "null", "123", "-1", -1, 0, 2**63, 1e308, float("inf"), True,
+           [], [None], [1, "a", {"b": 2}], {}, {"a": {"b": [1]}}, '[{"role": 1, "parts": 5}]', '{"type": 3}',
+           '[{"type": "text"}]', '{"choices": [{"message": 1}], "output": [{"content": [7]}]}']  # fmt: skip
+
+
+def test_recorded_spans_with_garbage_values_never_break(caplog: pytest.LogCaptureFixture) -> None:
+    """Every recorded LLM span, with random attributes swapped for garbage (fixed seed)."""
+    chooser = random.Random(20240601)
+    spans = [(name, attrs) for rec in RECORDING_NAMES for name, attrs, found in recorded(rec).values() if found]
+    for _ in range(400):
+        name, attrs = chooser.choice(spans)
+        broken = dict(attrs)
+        for key in chooser.sample(sorted(broken), k=min(len(broken), chooser.randint(1, 6))):
+            broken[key] = chooser.choice(GARBAGE)
+        found = call(broken, name, chooser.choice(["unset", "ok", "error"]))
+        if found is not None:
+            assert found["mapping"] in ("mapped", "unmapped")
+            assert found["status"] in ("ok", "error")
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

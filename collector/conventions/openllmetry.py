@@ -34,18 +34,18 @@ TOTAL_TOKEN_KEYS = ("llm.usage.total_tokens",)
 # Attributes only OpenLLMetry sends; any one of them names the convention.
 EVIDENCE_KEYS = (REQUEST_TYPE_KEY, "llm.is_streaming", "gen_ai.is_streaming", "llm.usage.total_tokens")
 _SCOPE_PREFIX = "opentelemetry.instrumentation.openai.v"  # its OpenAI wrapper: ".v0" / ".v1"
-# Pre-`gen_ai.request.*` sampling parameters, and llm.request.* keys that are not parameters.
+# Sampling parameters from before `gen_ai.request.*`.
 _LEGACY_PARAMS = {
     "llm.top_k": "top_k",
     "llm.frequency_penalty": "frequency_penalty",
     "llm.presence_penalty": "presence_penalty",
     "llm.chat.stop_sequences": "stop_sequences",
 }
-_NOT_PARAMS = frozenset({"type", "model"})
+_NOT_PARAMS = frozenset({"type", "model"})  # llm.request.* keys that are not parameters
 
 
 def detect(attrs: dict[str, Any], keys: Keys, scope_name: str) -> bool:
-    if scope_name.startswith(_SCOPE_PREFIX):
+    if (scope_name or "").startswith(_SCOPE_PREFIX):
         return True
     if any(key in attrs for key in EVIDENCE_KEYS):
         return True
@@ -65,6 +65,7 @@ def classify(attrs: dict[str, Any]) -> bool | None:
 
 
 def read_operation(attrs: dict[str, Any], span_name: str) -> str | None:
+    """Wins over `gen_ai.operation.name`, which is "chat" on the Responses API span."""
     if span_name in RESPONSES_SPAN_NAMES:
         return "responses"
     request_type = as_str(attrs.get(REQUEST_TYPE_KEY))
