@@ -6,10 +6,13 @@ bool, bytes (as lowercase hex), list and dict, ready for `json.dumps`. Pure, no 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+_INT64_MAX = 2**63 - 1
 
 
 def decode_value(value: AnyValue) -> Any:
@@ -33,6 +36,24 @@ def decode_value(value: AnyValue) -> Any:
     raise ValueError(f"unknown AnyValue kind {kind!r}")
 
 
+def decode_uint64(value: int) -> int | None:
+    """An OTLP fixed64 (a time in ns, a count) for an int64 column: None past int64's range.
+
+    Fix: such values (times after 2262, absurd counts) made `pa.Table.from_pylist` raise
+    OverflowError, so the pipeline dropped every row of an already acknowledged request.
+    """
+    return value if value <= _INT64_MAX else None
+
+
 def decode_attributes(key_values: Iterable[KeyValue]) -> dict[str, Any]:
     """Later duplicates win, as the OTel SDK's own attribute handling does."""
     return {kv.key: decode_value(kv.value) for kv in key_values}
+
+
+def content_id(*parts: object) -> str:
+    """A short stable id for a row that has none of its own (logs, metric points), from its content."""
+    digest = hashlib.blake2b(digest_size=8)
+    for part in parts:
+        digest.update(repr(part).encode())
+        digest.update(b"\x1f")
+    return digest.hexdigest()

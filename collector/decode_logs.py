@@ -12,7 +12,7 @@ import pyarrow as pa
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from collector.attributes import decode_attributes, decode_value
+from collector.attributes import content_id, decode_attributes, decode_uint64, decode_value
 from collector.conventions import dumps
 from collector.genai_events import GENAI_EVENTS, decode_genai_event
 from store.schema import LLM_MESSAGES_SCHEMA, LOGS_SCHEMA
@@ -59,22 +59,22 @@ def decode_logs(request: ExportLogsServiceRequest, received_at_ns: int) -> dict[
                 body = decode_value(record.body)
                 # Before LogRecord.event_name existed, SDKs sent the name as an attribute.
                 event_name = record.event_name or _str(attrs.get("event.name")) or None
-                time_ns = record.time_unix_nano or record.observed_time_unix_nano or received_at_ns
+                # Times past int64 nanoseconds count as missing (see decode_uint64).
+                observed_ns = decode_uint64(record.observed_time_unix_nano)
+                time_ns = decode_uint64(record.time_unix_nano) or observed_ns or received_at_ns
                 ids = {"trace_id": record.trace_id.hex() or None, "span_id": record.span_id.hex() or None}
-                logs.append(
-                    common
-                    | ids
-                    | {
-                        "time": time_ns,
-                        "observed_time": record.observed_time_unix_nano or None,
-                        "severity_number": record.severity_number or None,
-                        "severity_text": record.severity_text or None,
-                        "event_name": event_name,
-                        "body": dumps(body),
-                        "attributes": dumps(attrs),
-                        "scope_name": scope_logs.scope.name,
-                    }
-                )
+                row = ids | {
+                    "time": time_ns,
+                    "observed_time": observed_ns or None,
+                    "severity_number": record.severity_number or None,
+                    "severity_text": record.severity_text or None,
+                    "event_name": event_name,
+                    "body": dumps(body),
+                    "attributes": dumps(attrs),
+                    "scope_name": scope_logs.scope.name,
+                }
+                row["record_id"] = content_id(*row.values(), common["resource_attributes"])
+                logs.append(common | row)
                 if event_name in GENAI_EVENTS and ids["span_id"]:
                     for row in decode_genai_event(event_name, body, attrs, order):
                         messages.append(row | ids | {"time": time_ns, "received_at": received_at_ns})

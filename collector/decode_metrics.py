@@ -15,7 +15,7 @@ import pyarrow as pa
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, Metric
 
-from collector.attributes import decode_attributes
+from collector.attributes import content_id, decode_attributes, decode_uint64
 from collector.conventions import dumps
 from store.schema import METRICS_SCHEMA
 
@@ -68,7 +68,10 @@ def decode_metrics(request: ExportMetricsServiceRequest, received_at_ns: int) ->
                     "scope_name": scope_metrics.scope.name,
                 }
                 for point in points:
-                    rows.append(described | _point(kind, point))
+                    row = described | _point(kind, point)
+                    identity = (row["name"], row["resource_attributes"], row["scope_name"], row["attributes"])
+                    row["record_id"] = content_id(*identity, row["time"], row["start_time"])
+                    rows.append(row)
     return {"metrics": pa.Table.from_pylist(rows, METRICS_SCHEMA)}
 
 
@@ -85,21 +88,22 @@ def _points(metric: Metric) -> tuple[str | None, Any]:
 
 def _point(kind: str | None, point: Any) -> dict[str, Any]:
     row: dict[str, Any] = {
-        "time": point.time_unix_nano,
-        "start_time": point.start_time_unix_nano or None,
+        # fixed64 fields past int64's range become None (see decode_uint64).
+        "time": decode_uint64(point.time_unix_nano),
+        "start_time": decode_uint64(point.start_time_unix_nano) or None,
         "attributes": dumps(decode_attributes(point.attributes)),
     }
     if kind in ("gauge", "sum"):
         field = point.WhichOneof("value")
         row["value"] = float(getattr(point, field)) if field else None
         return row
-    row["count"] = point.count
+    row["count"] = decode_uint64(point.count)
     row["sum"] = point.sum if kind == "summary" or point.HasField("sum") else None
     if kind in ("histogram", "exponential_histogram"):
         row["min"] = point.min if point.HasField("min") else None
         row["max"] = point.max if point.HasField("max") else None
     if kind == "histogram":
-        row["bucket_counts"] = list(point.bucket_counts)
+        row["bucket_counts"] = [decode_uint64(count) for count in point.bucket_counts]
         row["explicit_bounds"] = list(point.explicit_bounds)
     return row
 

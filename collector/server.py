@@ -23,7 +23,9 @@ from collector.selfmetrics import Counters, prometheus_text
 from collector.service import Ingest, grpc_handlers
 from collector.signals import SIGNALS
 from collector.wal import WriteAheadLog
+from store.compaction import compact
 from store.config import Config, ConfigError, parse_listen
+from store.writer import remove_stale_temp_files
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,7 @@ class Collector:
     def __enter__(self) -> Collector:
         cfg = self.config.collector
         self.root.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(self.root)  # one collector per data dir: no one else is mid-write
         self.wal = WriteAheadLog(self.root / "wal", cfg.wal_segment_mib << 20, fsync=cfg.wal_fsync)
         self.pipeline = Pipeline(
             self.root,
@@ -62,6 +65,8 @@ class Collector:
         self._start_http(ingest)
         if cfg.metrics_log_interval_s > 0:
             threading.Thread(target=self._log_metrics, name="selfmetrics", daemon=True).start()
+        if self.config.store.compaction_interval_s > 0:
+            threading.Thread(target=self._compact_periodically, name="compaction", daemon=True).start()
         return self
 
     def _start_grpc(self, ingest: Ingest) -> None:
@@ -140,6 +145,16 @@ class Collector:
 
     def wait(self) -> None:
         self._stopped.wait()
+
+    def _compact_periodically(self) -> None:
+        store = self.config.store
+        while not self._stopped.wait(store.compaction_interval_s):
+            try:
+                results = compact(self.root, store.compaction_min_files, grace_s=store.compaction_grace_s)
+                self.counters.add(compactions=len(results), compacted_files=sum(r.files_in for r in results))
+            except Exception:  # compaction is an optimisation: log, keep ingesting, try again later
+                logger.exception("compaction failed; will retry")
+                self.counters.add(compaction_errors=1)
 
     def _log_metrics(self) -> None:
         interval = self.config.collector.metrics_log_interval_s

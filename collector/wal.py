@@ -23,6 +23,9 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
+
+from store.writer import fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -136,14 +139,12 @@ class WriteAheadLog:
             assert self._file is not None
             start = self._file.tell()
             try:
-                self._file.write(data)
-                self._file.flush()
+                _write_all(self._file, data)
                 if self.fsync:
                     os.fdatasync(self._file.fileno())
             except OSError:
                 # Leave no partial record behind: the next batch must start on a clean boundary.
-                self._file.seek(start)
-                self._file.truncate(start)
+                self._cut_back(start)
                 raise
             self._segment_size += len(data)
             self.bytes_written += len(data)
@@ -154,13 +155,29 @@ class WriteAheadLog:
             self.last_error = f"write-ahead log write failed: {exc.strerror or exc}"
             return WalError(exc.errno, self.last_error)
 
+    def _cut_back(self, offset: int) -> None:
+        """Drop what a failed write left after `offset`; if that fails too, give up the segment."""
+        assert self._file is not None
+        try:
+            self._file.truncate(offset)
+            self._file.seek(offset)  # truncate does not move the position that `tell` reports
+        except OSError:
+            # Recovery stops reading a segment at its first bad record, so nothing may follow a
+            # torn one: the next batch starts a new segment instead.
+            logger.error("wal cannot cut a failed write segment=%s: starting a new one", self._file.name)
+            self._file.close()
+            self._file = None
+
     def _rotate(self, first_seq: int) -> None:
         if self._file is not None:
             self._file.close()
         path = self.directory / f"{first_seq:020d}{_SUFFIX}"
-        self._file = open(path, "ab")  # noqa: SIM115 - lives as long as the segment
+        # Fix: unbuffered. A buffered file kept the bytes of a write that failed (disk full) in its
+        # buffer, so the `seek` meant to cut them off raised again, the torn record stayed on disk,
+        # the buffered rest was written out with the next batch, and close() raised.
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the segment
         self._segment_size = self._file.tell()
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     # -- checkpoints ------------------------------------------------------------------------
 
@@ -175,7 +192,8 @@ class WriteAheadLog:
         os.replace(tmp, self.directory / "checkpoint")
         self.checkpoint_seq = seq
         segments = self._segments()
-        current = Path(self._file.name) if self._file is not None else None
+        file = self._file  # read once: the flusher thread may drop or rotate it meanwhile
+        current = Path(file.name) if file is not None else None
         for segment, following in zip(segments, segments[1:], strict=False):
             # A segment's last seq is one below the next segment's first.
             if int(following.stem) - 1 <= seq and segment != current:
@@ -205,9 +223,8 @@ class WriteAheadLog:
             return 0
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _write_all(file: BinaryIO, data: bytes) -> None:
+    """An unbuffered write may be short (the disk filled up part-way): write on until done or raised."""
+    view = memoryview(data)
+    while view:
+        view = view[file.write(view) :]

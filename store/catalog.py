@@ -3,9 +3,10 @@
 `connect(root)` opens an in-memory DuckDB (no database file, so no lock to fight over: every
 process gets its own) and defines:
 
-- `spans`, `llm_calls`: the stored rows, one per (trace_id, span_id). Exporters retry and the
-  write-ahead log is replayed after a crash, so the raw files may hold a row twice; the views
-  keep the first one received. `*_raw` views show the files as they are.
+- one view per table with one row per key (`store.schema.ROW_KEYS`; (trace_id, span_id) for
+  spans). Exporters retry, the write-ahead log is replayed after a crash and compaction briefly
+  leaves merged and original files side by side, so the files may hold a row twice; the views
+  keep the first one received. `<table>_raw` views show the files as they are.
 - `llm_calls` also counts a model call recorded twice once: when a framework's LLM span has a
   provider instrumentation's LLM span as its child, only the child (closest to the wire) is
   kept, and it inherits the prompt name/version the parent knew. Prompt name/version missing
@@ -15,7 +16,9 @@ process gets its own) and defines:
   `llm_messages`, whose messages fill the content of the `llm_calls` row they belong to.
 
 Globs are expanded at query time, so new files show up without reconnecting; only a table
-that had no files at all when connecting needs `refresh(con, root)`.
+that had no files at all when connecting needs `refresh(con, root)`. A query lists its files
+before it opens them, so one that starts just as compaction deletes a replaced file can miss it:
+run queries through `fetch`, which retries that case (a fresh listing no longer has the file).
 """
 
 from __future__ import annotations
@@ -25,31 +28,25 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from store.schema import TABLES
+from store.schema import ROW_KEYS, TABLES
 from store.writer import table_dir
 
 _DEDUPED = """
-CREATE OR REPLACE VIEW {table} AS
+CREATE OR REPLACE VIEW {view} AS
 SELECT * FROM {table}_raw
-QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY received_at) = 1
+QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY received_at) = 1
 """
 
 # A call whose direct child is also an LLM call is the same call seen from a higher layer.
 # Content that arrived as GenAI log events (llm_messages) fills what the span itself lacks.
 _LLM_CALLS = """
 CREATE OR REPLACE VIEW llm_calls AS
-WITH calls AS (
-    SELECT * FROM llm_calls_raw
-    QUALIFY row_number() OVER (PARTITION BY trace_id, span_id ORDER BY received_at) = 1
-),
+WITH calls AS (SELECT * FROM llm_calls_unique),
 roots AS (
     SELECT trace_id, any_value(prompt_name) AS prompt_name, any_value(prompt_version) AS prompt_version
     FROM spans_raw WHERE parent_span_id IS NULL GROUP BY trace_id
 ),
-messages AS (
-    SELECT DISTINCT trace_id, span_id, direction, position, time, message, text, tool_calls, refusal, finish_reason
-    FROM llm_messages_raw
-),
+messages AS (SELECT * FROM llm_messages),
 event_content AS (
     SELECT trace_id, span_id,
            '[' || string_agg(message, ',' ORDER BY time, position) FILTER (direction = 'input') || ']'
@@ -125,6 +122,19 @@ WHERE s.parent_span_id IS NULL
 """
 
 
+def fetch(con: duckdb.DuckDBPyConnection, sql: str, params: object = None, attempts: int = 5) -> pa.Table | None:
+    """Run `sql` to completion and return its rows (None for a statement without a result)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            relation = con.sql(sql, params=params)
+            # Files are opened while rows are fetched, so the fetch belongs inside the retry.
+            return None if relation is None else relation.to_arrow_table()
+        except duckdb.IOException as exc:
+            if attempt == attempts or "No such file" not in str(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
 def connect(root: str | Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     refresh(con, Path(root))
@@ -144,11 +154,11 @@ def refresh(con: duckdb.DuckDBPyConnection, root: Path) -> None:
             con.register(empty, pa.table({f.name: pa.array([], f.type) for f in schema}))
             source = f"(SELECT *, NULL::DATE AS date FROM {empty})"
         con.execute(f"CREATE OR REPLACE VIEW {table}_raw AS SELECT * FROM {source}")
-    con.execute(_DEDUPED.format(table="spans"))
+    for table, keys in ROW_KEYS.items():
+        view = "llm_calls_unique" if table == "llm_calls" else table  # llm_calls needs more, below
+        con.execute(_DEDUPED.format(view=view, table=table, keys=", ".join(keys)))
     con.execute(_LLM_CALLS)
     con.execute(_TASKS)
-    for table in ("logs", "metrics"):
-        con.execute(f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {table}_raw")
 
 
 def _sql_string(path: Path) -> str:

@@ -53,6 +53,12 @@ class CollectorConfig:
 class StoreConfig:
     # Root folder of the Parquet store and the write-ahead log.
     data_dir: str = "vigil-data"
+    # Seconds between compaction rounds in the collector (0 turns background compaction off).
+    compaction_interval_s: float = 60.0
+    # Small files a date partition must hold before they are merged into one.
+    compaction_min_files: int = 8
+    # Seconds a replaced file stays on disk so queries that listed it can finish.
+    compaction_grace_s: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,10 @@ class Config:
         for name in ("max_message_mib", "max_queue_mib", "flush_max_rows", "wal_segment_mib", "workers"):
             if getattr(self.collector, name) <= 0:
                 raise ConfigError(f"collector.{name} must be a positive number")
+        if self.store.compaction_min_files < 2:
+            raise ConfigError("store.compaction_min_files must be at least 2")
+        if self.store.compaction_interval_s < 0 or self.store.compaction_grace_s < 0:
+            raise ConfigError("store.compaction_interval_s and store.compaction_grace_s must be >= 0")
         if self.collector.flush_interval_s <= 0:
             raise ConfigError("collector.flush_interval_s must be > 0 (seconds between Parquet flushes)")
         if self.collector.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

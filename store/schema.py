@@ -98,6 +98,7 @@ LLM_CALLS_SCHEMA = pa.schema(
 
 LOGS_SCHEMA = pa.schema(
     [
+        ("record_id", pa.string()),  # hash of the record's content: a retried export dedupes on it
         ("time", _TS),  # the record's time, else its observed time, else when it arrived
         ("observed_time", _TS),
         ("trace_id", pa.string()),
@@ -136,6 +137,7 @@ LLM_MESSAGES_SCHEMA = pa.schema(
 
 METRICS_SCHEMA = pa.schema(
     [
+        ("record_id", pa.string()),  # hash of metric identity, series attributes and times
         ("time", _TS),
         ("start_time", _TS),
         ("name", pa.string()),
@@ -166,6 +168,15 @@ TABLES: dict[str, pa.Schema] = {
     "logs": LOGS_SCHEMA,
     "llm_messages": LLM_MESSAGES_SCHEMA,
     "metrics": METRICS_SCHEMA,
+}
+# What makes a row unique. Exporters retry, the WAL is replayed after a crash and compaction
+# briefly leaves merged and original files side by side, so views keep one row per key.
+ROW_KEYS = {
+    "spans": ("trace_id", "span_id"),
+    "llm_calls": ("trace_id", "span_id"),
+    "llm_messages": ("trace_id", "span_id", "direction", "position", "time"),
+    "logs": ("record_id",),
+    "metrics": ("record_id",),
 }
 # The time column each table is partitioned by (date=YYYY-MM-DD folders).
 PARTITION_TIME = {

@@ -48,13 +48,23 @@ def write_file(folder: Path, data: pa.Table, tag: str = "") -> Path:
         sink.flush()
         os.fsync(sink.fileno())
     os.replace(tmp, final)
-    _fsync_dir(folder)
+    fsync_dir(folder)
     return final
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def remove_stale_temp_files(root: Path) -> int:
+    """Delete temporary files a crash left behind (never visible to readers, but they take space)."""
+    removed = 0
+    for table in TABLES:
+        for tmp in table_dir(root, table).glob("date=*/.*.tmp"):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    return removed

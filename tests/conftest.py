@@ -11,7 +11,7 @@ import grpc
 import pytest
 
 from collector.server import Collector
-from store.catalog import connect
+from store.catalog import connect, fetch
 from store.config import Config, load_config
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -53,9 +53,7 @@ def http_url(collector: Collector) -> str:
 def query(data_dir: Path | str, sql: str, params: list | None = None) -> list[dict[str, Any]]:
     con = connect(Path(data_dir))
     try:
-        relation = con.execute(sql, params or [])
-        columns = [d[0] for d in relation.description]
-        return [dict(zip(columns, row, strict=True)) for row in relation.fetchall()]
+        return fetch(con, sql, params or []).to_pylist()
     finally:
         con.close()
 

@@ -53,8 +53,11 @@ def test_sdk_export_is_queryable(collector: Collector, config, compression) -> N
     assert provider.force_flush(10_000)
     data_dir = config.store.data_dir
 
-    calls = wait_for(lambda: query(data_dir, "SELECT * FROM llm_calls"), lambda rows: len(rows) == 1, 5)
-    assert len(calls) == 1, "acknowledged spans must be queryable within 5 s"
+    # Spans are committed after the LLM calls they contain, so once the task is there, all is.
+    tasks = wait_for(lambda: query(data_dir, "SELECT * FROM tasks"), lambda rows: len(rows) == 1, 5)
+    assert len(tasks) == 1, "acknowledged spans must be queryable within 5 s"
+    calls = query(data_dir, "SELECT * FROM llm_calls")
+    assert len(calls) == 1
     call = calls[0]
     assert call["trace_id"] == trace_id
     assert call["service_name"] == "support-bot"
@@ -67,8 +70,6 @@ def test_sdk_export_is_queryable(collector: Collector, config, compression) -> N
     # Prompt name and version live on the root span; the call inherits them.
     assert (call["prompt_name"], call["prompt_version"]) == ("qa", "v3")
 
-    tasks = wait_for(lambda: query(data_dir, "SELECT * FROM tasks"), lambda rows: len(rows) == 1)
-    assert len(tasks) == 1
     task = tasks[0]
     assert (task["trace_id"], task["root_span_id"], task["name"]) == (trace_id, root_id, "agent.task")
     assert (task["llm_calls"], task["tool_calls"], task["input_tokens"], task["output_tokens"]) == (

@@ -131,7 +131,7 @@ def test_genai_metrics_cross_check_token_totals(channel, config) -> None:
     _settled(config.store.data_dir, 14, logs=13)  # one inference.operation.details event per chat call
     wait_for(lambda: query(config.store.data_dir, "SELECT count(*) AS n FROM metrics"), lambda r: r[0]["n"] == 18)
     con = connect(config.store.data_dir)
-    from_metrics = run(con, "token_usage_from_metrics").fetchall()
+    from_metrics = [tuple(row.values()) for row in run(con, "token_usage_from_metrics").to_pylist()]
     from_spans = con.execute("SELECT sum(input_tokens), sum(output_tokens) FROM llm_calls").fetchone()
     assert from_metrics == [("example-agent-otel_v2", "input", 255), ("example-agent-otel_v2", "output", 133)]
     assert from_spans == (255, 133)

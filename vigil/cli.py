@@ -70,6 +70,15 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("--max-rows", type=int, default=100, help="rows shown by --format table (default 100)")
     query.add_argument("sql", help="the SQL to run")
     query.set_defaults(run=_run_query)
+
+    compact = commands.add_parser(
+        "compact",
+        help="merge small Parquet files and drop duplicate rows now",
+        description="Merge small Parquet files (the collector also does this in the background).",
+    )
+    _common(compact)
+    compact.add_argument("--min-files", type=int, help="merge a partition from this many small files on (default 8)")
+    compact.set_defaults(run=_run_compact)
     return parser
 
 
@@ -114,7 +123,7 @@ def _run_collector(args: argparse.Namespace) -> int:
 def _run_query(args: argparse.Namespace) -> int:
     import duckdb
 
-    from store.catalog import connect
+    from store.catalog import connect, fetch
 
     config = _load(args)
     root = Path(config.store.data_dir)
@@ -122,24 +131,40 @@ def _run_query(args: argparse.Namespace) -> int:
         raise ConfigError(f"no store at {root}; start `vigil collector --data-dir {root}` first or fix --data-dir")
     con = connect(root)
     try:
-        relation = con.sql(args.sql)
+        table = fetch(con, args.sql)
+        if table is None:  # a statement without a result (SET, CREATE ...)
+            return 0
     except duckdb.Error as exc:
         print(f"vigil query: {exc}", file=sys.stderr)
         return 1
-    if relation is None:  # a statement without a result (SET, CREATE ...)
-        return 0
     if args.format == "table":
-        relation.show(max_rows=args.max_rows, max_width=200)
+        con.from_arrow(table).show(max_rows=args.max_rows, max_width=200)
         return 0
-    columns = relation.columns
-    rows = relation.fetchall()
+    rows = table.to_pylist()
     if args.format == "json":
-        json.dump([dict(zip(columns, row, strict=True)) for row in rows], sys.stdout, default=_json_default)
+        json.dump(rows, sys.stdout, default=_json_default)
         sys.stdout.write("\n")
     else:
         writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
-        writer.writerows(rows)
+        writer.writerow(table.column_names)
+        writer.writerows([row.values() for row in rows])
+    return 0
+
+
+def _run_compact(args: argparse.Namespace) -> int:
+    from store.compaction import compact
+
+    config = _load(args)
+    root = Path(config.store.data_dir)
+    if not root.is_dir():
+        raise ConfigError(f"no store at {root}; fix --data-dir")
+    results = compact(
+        root, args.min_files or config.store.compaction_min_files, grace_s=config.store.compaction_grace_s
+    )
+    for r in results:
+        print(f"{r.table}/{r.partition}: {r.files_in} files → 1, {r.rows_out} rows, {r.bytes_in} → {r.bytes_out} bytes")
+    if not results:
+        print("nothing to compact")
     return 0
 
 

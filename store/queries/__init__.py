@@ -11,6 +11,9 @@ from importlib import resources
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+
+from store.catalog import fetch
 
 
 @cache
@@ -25,5 +28,7 @@ def names() -> list[str]:
     return sorted(p.name[:-4] for p in resources.files(__package__).iterdir() if p.name.endswith(".sql"))
 
 
-def run(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> duckdb.DuckDBPyRelation:
-    return con.execute(load(name), params or None)
+def run(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pa.Table:
+    table = fetch(con, load(name), params or None)
+    assert table is not None, f"query {name} returns no rows"
+    return table
