@@ -6,7 +6,6 @@ bool, bytes (as lowercase hex), list and dict, ready for `json.dumps`. Pure, no 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -48,12 +47,3 @@ def decode_uint64(value: int) -> int | None:
 def decode_attributes(key_values: Iterable[KeyValue]) -> dict[str, Any]:
     """Later duplicates win, as the OTel SDK's own attribute handling does."""
     return {kv.key: decode_value(kv.value) for kv in key_values}
-
-
-def content_id(*parts: object) -> str:
-    """A short stable id for a row that has none of its own (logs, metric points), from its content."""
-    digest = hashlib.blake2b(digest_size=8)
-    for part in parts:
-        digest.update(repr(part).encode())
-        digest.update(b"\x1f")
-    return digest.hexdigest()

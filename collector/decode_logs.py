@@ -12,10 +12,16 @@ import pyarrow as pa
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from collector.attributes import content_id, decode_attributes, decode_uint64, decode_value
+from collector.attributes import decode_attributes, decode_uint64, decode_value
 from collector.conventions import dumps
 from collector.genai_events import GENAI_EVENTS, decode_genai_event
-from store.schema import LLM_MESSAGES_SCHEMA, LOGS_SCHEMA
+from store.outcomes import VerdictError, verdict_row
+from store.schema import LLM_MESSAGES_SCHEMA, LOGS_SCHEMA, OUTCOMES_SCHEMA, content_id
+
+# Log events that carry a task verdict: vigil's own, and the OTel GenAI evaluation event
+# (https://opentelemetry.io/docs/specs/semconv/gen-ai/gen-ai-events/#event-gen_aievaluationresult).
+OUTCOME_EVENT = "vigil.outcome"
+EVALUATION_EVENT = "gen_ai.evaluation.result"
 
 
 def count_logs(request: ExportLogsServiceRequest) -> int:
@@ -42,6 +48,7 @@ def _ids_ok(record: LogRecord) -> bool:
 def decode_logs(request: ExportLogsServiceRequest, received_at_ns: int) -> dict[str, pa.Table]:
     logs: list[dict[str, Any]] = []
     messages: list[dict[str, Any]] = []
+    verdicts: list[dict[str, Any]] = []
     order = 0
     for resource_logs in request.resource_logs:
         resource = decode_attributes(resource_logs.resource.attributes)
@@ -78,11 +85,35 @@ def decode_logs(request: ExportLogsServiceRequest, received_at_ns: int) -> dict[
                 if event_name in GENAI_EVENTS and ids["span_id"]:
                     for row in decode_genai_event(event_name, body, attrs, order):
                         messages.append(row | ids | {"time": time_ns, "received_at": received_at_ns})
+                if event_name in (OUTCOME_EVENT, EVALUATION_EVENT) and ids["trace_id"]:
+                    verdict = _verdict(event_name, ids["trace_id"], attrs, body, time_ns)
+                    if verdict is not None:
+                        verdicts.append(verdict)
                 order += 1
     return {
         "logs": pa.Table.from_pylist(logs, LOGS_SCHEMA),
         "llm_messages": pa.Table.from_pylist(messages, LLM_MESSAGES_SCHEMA),
+        "outcomes": pa.Table.from_pylist(verdicts, OUTCOMES_SCHEMA),
     }
+
+
+def _verdict(name: str, trace_id: str, attrs: dict[str, Any], body: Any, time_ns: int) -> dict[str, Any] | None:
+    """A verdict row from an outcome event; an unusable one stays a plain log record."""
+    fields = body if isinstance(body, dict) else {}
+    if name == OUTCOME_EVENT:
+        label = attrs.get("vigil.outcome", fields.get("outcome"))
+        score = attrs.get("vigil.outcome.score", fields.get("score"))
+        comment = attrs.get("vigil.outcome.comment", fields.get("comment"))
+        source = f"otlp:{attrs.get('vigil.outcome.source', fields.get('source', 'event'))}"
+    else:
+        label = attrs.get("gen_ai.evaluation.score.label")
+        score = attrs.get("gen_ai.evaluation.score.value")
+        comment = attrs.get("gen_ai.evaluation.explanation")
+        source = f"otlp:{attrs.get('gen_ai.evaluation.name', 'evaluation')}"
+    try:
+        return verdict_row(trace_id, str(label or ""), score, comment, source, time_ns)
+    except VerdictError:
+        return None
 
 
 def _str(value: Any) -> str | None:

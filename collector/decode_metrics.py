@@ -15,9 +15,9 @@ import pyarrow as pa
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, Metric
 
-from collector.attributes import content_id, decode_attributes, decode_uint64
+from collector.attributes import decode_attributes, decode_uint64
 from collector.conventions import dumps
-from store.schema import METRICS_SCHEMA
+from store.schema import METRICS_SCHEMA, content_id
 
 _TEMPORALITY = {
     AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA: "delta",

@@ -10,6 +10,7 @@ retry later.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import zlib
@@ -23,6 +24,7 @@ from google.protobuf.message import DecodeError, Message
 from collector.otlp_json import decode_json, encode_json
 from collector.service import RETRY_AFTER_S, Ingest, google_status, status_for
 from collector.signals import SIGNALS
+from store.outcomes import verdict_row
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +35,7 @@ _HTTP_STATUS = {
     grpc.StatusCode.UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
 }
 _ROUTES = {signal.http_path: signal for signal in SIGNALS.values()}
+OUTCOMES_PATH = "/v1/outcomes"
 
 
 class TooLarge(Exception):
@@ -50,6 +53,7 @@ class HttpFrontEnd:
         max_body_bytes: int,
         readiness: Callable[[], str],
         metrics_text: Callable[[], str],
+        record_verdicts: Callable[[list[dict]], int],
     ) -> None:
         handler = type(
             "Handler",
@@ -59,6 +63,7 @@ class HttpFrontEnd:
                 "max_body": max_body_bytes,
                 "readiness": staticmethod(readiness),
                 "metrics_text": staticmethod(metrics_text),
+                "record_verdicts": staticmethod(record_verdicts),
             },
         )
         self.server = ThreadingHTTPServer((host, port), handler)
@@ -81,6 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
     max_body: int
     readiness: Callable[[], str]
     metrics_text: Callable[[], str]
+    record_verdicts: Callable[[list[dict]], int]
 
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's naming
         if self.path == "/healthz":
@@ -97,6 +103,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
 
     def do_POST(self) -> None:  # noqa: N802
+        if self.path.split("?", 1)[0] == OUTCOMES_PATH:
+            self._post_outcomes()
+            return
         signal = _ROUTES.get(self.path.split("?", 1)[0])
         if signal is None:
             self._discard_body()
@@ -128,6 +137,37 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body_out = encode_json(response) if content_type == JSON else response.SerializeToString()
         self._reply(HTTPStatus.OK, body_out, content_type)
+
+    def _post_outcomes(self) -> None:
+        """Task verdicts as JSON: one `{trace_id, outcome, score?, comment?, source?}` or a list of them."""
+        try:
+            document = json.loads(self._read_body())
+            items = document if isinstance(document, list) else [document]
+            rows = [
+                verdict_row(
+                    item["trace_id"],
+                    item["outcome"],
+                    item.get("score"),
+                    item.get("comment"),
+                    item.get("source") or "http",
+                )
+                for item in items
+            ]
+        except TooLarge as exc:
+            self._reply(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, _json_error(str(exc)), JSON)
+            return
+        except (ValueError, TypeError, KeyError, AttributeError, DecodeError) as exc:
+            message = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            hint = 'expected {"trace_id": "<32 hex>", "outcome": "success|failure", "score"?, "comment"?}'
+            self._reply(HTTPStatus.BAD_REQUEST, _json_error(f"{message}; {hint}"), JSON)
+            return
+        try:
+            accepted = self.record_verdicts(rows)
+        except OSError as exc:
+            body = _json_error(f"cannot store verdicts right now: {exc.strerror}; retry later")
+            self._reply(HTTPStatus.SERVICE_UNAVAILABLE, body, JSON, {"Retry-After": str(RETRY_AFTER_S)})
+            return
+        self._reply(HTTPStatus.OK, json.dumps({"accepted": accepted}).encode(), JSON)
 
     def _read_body(self) -> bytes:
         length = self.headers.get("Content-Length")
@@ -186,3 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
         logger.debug("http %s", format % args)
+
+
+def _json_error(message: str) -> bytes:
+    return json.dumps({"error": message}).encode()

@@ -25,6 +25,7 @@ from collector.signals import SIGNALS
 from collector.wal import WriteAheadLog
 from store.compaction import compact
 from store.config import Config, ConfigError, parse_listen
+from store.outcomes import record_verdicts
 from store.writer import remove_stale_temp_files
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,15 @@ class Collector:
         cfg = self.config.collector
         host, port = parse_listen(cfg.http_listen, "collector.http_listen")
         try:
-            self._http = HttpFrontEnd(host, port, ingest, cfg.max_message_mib << 20, self.readiness, self.metrics_text)
+            self._http = HttpFrontEnd(
+                host,
+                port,
+                ingest,
+                cfg.max_message_mib << 20,
+                self.readiness,
+                self.metrics_text,
+                lambda rows: record_verdicts(self.root, rows),
+            )
         except OSError as exc:
             raise ConfigError(
                 f"cannot listen on {cfg.http_listen} ({exc.strerror}): pick another port with --http-listen HOST:PORT"

@@ -23,11 +23,13 @@ run queries through `fetch`, which retries that case (a fresh listing no longer 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from store.config import Config
 from store.schema import ROW_KEYS, TABLES
 from store.writer import table_dir
 
@@ -88,11 +90,32 @@ WITH calls AS (
            count(*) FILTER (WHERE status = 'error') AS llm_errors,
            sum(input_tokens) AS input_tokens,
            sum(output_tokens) AS output_tokens,
-           sum(total_tokens) AS total_tokens
+           sum(total_tokens) AS total_tokens,
+           sum(cost_usd) AS cost_usd,
+           count(*) FILTER (WHERE cost_source = 'unpriced') AS unpriced_calls,
+           -- the model that did most of the work (most tokens) names the task's model
+           arg_max(coalesce(request_model, response_model), coalesce(total_tokens, input_tokens, 0)) AS model
     FROM llm_calls GROUP BY trace_id
 ),
 tools AS (
     SELECT trace_id, count(*) AS tool_calls FROM spans WHERE genai_kind = 'tool' GROUP BY trace_id
+),
+verdicts AS (
+    SELECT trace_id,
+           arg_max(outcome, time) AS label,
+           arg_max(source, time) AS source,
+           arg_max(score, time) AS score,
+           arg_max(comment, time) AS comment
+    FROM outcomes GROUP BY trace_id
+),
+judged AS (
+    SELECT s.*,
+           {verdict} AS verdict_outcome,
+           {attribute} AS attribute_outcome,
+           CASE s.status_code WHEN 'error' THEN 'failure' WHEN 'ok' THEN 'success' END AS status_outcome,
+           v.source AS verdict_source, v.score AS outcome_score, v.comment AS outcome_comment
+    FROM spans s LEFT JOIN verdicts v USING (trace_id)
+    WHERE {is_task}
 )
 SELECT s.trace_id,
        s.span_id AS root_span_id,
@@ -108,17 +131,28 @@ SELECT s.trace_id,
        coalesce(c.input_tokens, 0) AS input_tokens,
        coalesce(c.output_tokens, 0) AS output_tokens,
        coalesce(c.total_tokens, 0) AS total_tokens,
+       coalesce(c.cost_usd, 0) AS cost_usd,
+       coalesce(c.unpriced_calls, 0) AS unpriced_calls,
+       c.model,
        s.status_code AS status,
        s.status_message,
+       coalesce(s.verdict_outcome, s.attribute_outcome, s.status_outcome, 'unknown') AS outcome,
+       CASE WHEN s.verdict_outcome IS NOT NULL THEN 'verdict:' || s.verdict_source
+            WHEN s.attribute_outcome IS NOT NULL THEN 'attribute'
+            WHEN s.status_outcome IS NOT NULL THEN 'status'
+            ELSE 'none' END AS outcome_source,
+       s.outcome_score,
+       s.outcome_comment,
+       {budget} AS budget_usd,
+       coalesce(c.cost_usd, 0) > {budget} AS over_budget,
        s.prompt_name,
        s.prompt_version,
        s.session_id,
        s.user_id,
        s.attributes
-FROM spans s
+FROM judged s
 LEFT JOIN calls c USING (trace_id)
 LEFT JOIN tools t USING (trace_id)
-WHERE s.parent_span_id IS NULL
 """
 
 
@@ -135,13 +169,15 @@ def fetch(con: duckdb.DuckDBPyConnection, sql: str, params: object = None, attem
     raise AssertionError("unreachable")
 
 
-def connect(root: str | Path) -> duckdb.DuckDBPyConnection:
+def connect(root: str | Path, config: Config | None = None) -> duckdb.DuckDBPyConnection:
+    """`config` supplies the outcome rules and budgets the tasks view applies (defaults if None)."""
     con = duckdb.connect(":memory:")
-    refresh(con, Path(root))
+    refresh(con, Path(root), config or Config())
     return con
 
 
-def refresh(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+def refresh(con: duckdb.DuckDBPyConnection, root: Path, config: Config | None = None) -> None:
+    config = config or Config()
     for table, schema in TABLES.items():
         folder = table_dir(root, table)
         if any(folder.glob("date=*/*.parquet")):
@@ -158,7 +194,47 @@ def refresh(con: duckdb.DuckDBPyConnection, root: Path) -> None:
         view = "llm_calls_unique" if table == "llm_calls" else table  # llm_calls needs more, below
         con.execute(_DEDUPED.format(view=view, table=table, keys=", ".join(keys)))
     con.execute(_LLM_CALLS)
-    con.execute(_TASKS)
+    con.execute(_tasks_sql(config))
+
+
+def _tasks_sql(config: Config) -> str:
+    """The tasks view with the configured outcome rules and budgets written in as SQL literals."""
+    rules = config.outcomes
+
+    def label(expression: str) -> str:
+        success, failure = _sql_list(rules.success_values), _sql_list(rules.failure_values)
+        return (
+            f"CASE WHEN lower({expression}) IN ({success}) THEN 'success' "
+            f"WHEN lower({expression}) IN ({failure}) THEN 'failure' END"
+        )
+
+    keys = [f"json_extract_string(s.attributes, {_sql_literal('$.' + json.dumps(k))})" for k in rules.attribute_keys]
+    attribute = label(f"coalesce({', '.join(keys)})") if keys else "NULL"
+    is_task = "s.parent_span_id IS NULL"
+    if rules.task_span_pattern:
+        is_task += f" OR s.name GLOB {_sql_literal(rules.task_span_pattern)}"
+    budget = "NULL"
+    budgets = config.budgets
+    if budgets.per_task_name_usd or budgets.per_service_usd:
+        by_name = _sql_map(budgets.per_task_name_usd, "s.name")
+        by_service = _sql_map(budgets.per_service_usd, "s.service_name")
+        budget = f"coalesce({by_name}, {by_service})"
+    return _TASKS.format(verdict=label("v.label"), attribute=attribute, is_task=is_task, budget=budget)
+
+
+def _sql_map(amounts: dict[str, float], column: str) -> str:
+    if not amounts:
+        return "NULL"
+    cases = " ".join(f"WHEN {_sql_literal(name)} THEN {float(usd)!r}::DOUBLE" for name, usd in amounts.items())
+    return f"CASE {column} {cases} END"
+
+
+def _sql_list(values: tuple[str, ...]) -> str:
+    return ", ".join(_sql_literal(v.lower()) for v in values) or "NULL"
+
+
+def _sql_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _sql_string(path: Path) -> str:

@@ -62,9 +62,45 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class OutcomesConfig:
+    # Root-span attributes read for a task's outcome, first present wins.
+    attribute_keys: tuple[str, ...] = (
+        "task.outcome",
+        "vigil.outcome",
+        "gen_ai.task.outcome",
+        "outcome",
+        "task.status",
+        "task.success",
+    )
+    # Values (case-insensitive) that mean success / failure; anything else falls through to the status.
+    success_values: tuple[str, ...] = (
+        "success",
+        "succeeded",
+        "successful",
+        "ok",
+        "pass",
+        "passed",
+        "true",
+        "completed",
+    )
+    failure_values: tuple[str, ...] = ("failure", "failed", "fail", "error", "errored", "false", "timeout", "aborted")
+    # Spans whose name matches this glob are tasks too (e.g. "agent.*"); empty: only root spans.
+    task_span_pattern: str = ""
+
+
+@dataclass(frozen=True)
+class BudgetsConfig:
+    # Cost ceiling in USD for one task, by service name and by task (root span) name.
+    per_service_usd: dict[str, float] = field(default_factory=dict)
+    per_task_name_usd: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Config:
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    outcomes: OutcomesConfig = field(default_factory=OutcomesConfig)
+    budgets: BudgetsConfig = field(default_factory=BudgetsConfig)
 
     def validate(self) -> Config:
         parse_listen(self.collector.grpc_listen, "collector.grpc_listen")
@@ -134,6 +170,19 @@ def _build_section(default: Any, name: str, values: dict[str, Any]) -> Any:
 
 
 def _convert(raw: Any, kind: type, setting: str) -> Any:
+    if kind is tuple:  # a list of strings; from the environment, comma-separated
+        items = raw.split(",") if isinstance(raw, str) else raw
+        if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+            raise ConfigError(f"{setting} must be a list of strings, got {raw!r}")
+        return tuple(i.strip() for i in items if i.strip())
+    if kind is dict:  # name → amount; from the environment, "a=1.5,b=2"
+        if isinstance(raw, str):
+            pairs = [item.partition("=") for item in raw.split(",") if item.strip()]
+            raw = {name.strip(): value for name, _, value in pairs}
+        try:
+            return {str(name): float(value) for name, value in raw.items()}
+        except (AttributeError, TypeError, ValueError):
+            raise ConfigError(f"{setting} must be a table of name = amount, got {raw!r}") from None
     if not isinstance(raw, str) or kind is str:
         if kind is float and isinstance(raw, int) and not isinstance(raw, bool):
             return float(raw)

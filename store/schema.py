@@ -8,6 +8,8 @@ ids are lowercase hex, structured values (attributes, messages) are JSON text so
 
 from __future__ import annotations
 
+import hashlib
+
 import pyarrow as pa
 
 SCHEMA_VERSION = 1
@@ -69,6 +71,9 @@ LLM_CALLS_SCHEMA = pa.schema(
         ("cache_creation_input_tokens", pa.int64()),
         ("reasoning_tokens", pa.int64()),
         ("total_tokens", pa.int64()),
+        ("cost_usd", pa.float64()),  # NULL when unpriced, never 0 for "unknown"
+        ("cost_source", pa.string()),  # reported | table | override | unpriced
+        ("price_model", pa.string()),  # the price entry that matched
         # Messages in the OTel GenAI shape: [{"role", "parts": [{"type", "content"|...}], "finish_reason"?}]
         ("input_messages", pa.string()),
         ("output_messages", pa.string()),
@@ -162,12 +167,27 @@ METRICS_SCHEMA = pa.schema(
     ]
 )
 
+# Task verdicts that arrive apart from the trace: user feedback, a downstream check, an evaluator.
+OUTCOMES_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("time", _TS),  # when the verdict was given; the latest one per trace wins
+        ("trace_id", pa.string()),
+        ("outcome", pa.string()),  # success | failure, or an evaluator's label mapped by [outcomes] values
+        ("score", pa.float64()),
+        ("comment", pa.string()),
+        ("source", pa.string()),  # cli | http | otlp:<event or evaluation name> | ...
+        ("received_at", _TS),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "spans": SPANS_SCHEMA,
     "llm_calls": LLM_CALLS_SCHEMA,
     "logs": LOGS_SCHEMA,
     "llm_messages": LLM_MESSAGES_SCHEMA,
     "metrics": METRICS_SCHEMA,
+    "outcomes": OUTCOMES_SCHEMA,
 }
 # What makes a row unique. Exporters retry, the WAL is replayed after a crash and compaction
 # briefly leaves merged and original files side by side, so views keep one row per key.
@@ -177,6 +197,7 @@ ROW_KEYS = {
     "llm_messages": ("trace_id", "span_id", "direction", "position", "time"),
     "logs": ("record_id",),
     "metrics": ("record_id",),
+    "outcomes": ("record_id",),
 }
 # The time column each table is partitioned by (date=YYYY-MM-DD folders).
 PARTITION_TIME = {
@@ -185,4 +206,14 @@ PARTITION_TIME = {
     "logs": "time",
     "llm_messages": "time",
     "metrics": "time",
+    "outcomes": "time",
 }
+
+
+def content_id(*parts: object) -> str:
+    """A short stable row key for rows that have no id of their own (logs, metric points, verdicts)."""
+    digest = hashlib.blake2b(digest_size=8)
+    for part in parts:
+        digest.update(repr(part).encode())
+        digest.update(b"\x1f")
+    return digest.hexdigest()

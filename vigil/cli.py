@@ -9,7 +9,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,32 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("sql", help="the SQL to run")
     query.set_defaults(run=_run_query)
 
+    outcome = commands.add_parser(
+        "outcome",
+        help="record a task verdict (user feedback, a downstream check)",
+        description="Record a verdict for the task of TRACE_ID. The latest verdict wins; every one is kept.",
+    )
+    _common(outcome)
+    outcome.add_argument("trace_id", help="the task's trace id (32 hex characters)")
+    outcome.add_argument("outcome", choices=["success", "failure"])
+    outcome.add_argument("--score", type=float, help="a score to keep with the verdict")
+    outcome.add_argument("--comment", help="why")
+    outcome.add_argument("--source", default="cli", help="who judged (default: cli)")
+    outcome.set_defaults(run=_run_outcome)
+
+    report = commands.add_parser(
+        "report",
+        help="print a metric report",
+        description="Cost per successful task and friends, from the same named queries the dashboards use.",
+    )
+    _common(report)
+    report.add_argument("report", choices=["cost"], help="which report")
+    report.add_argument("--since", metavar="AGE|DATE", help="start of the window: 7d, 12h, 30m, 2w or 2026-11-01")
+    report.add_argument("--until", metavar="AGE|DATE", help="end of the window (default: now)")
+    report.add_argument("--by", choices=[g for g in _groups() if g != "all"], help="one row per group")
+    report.add_argument("--format", choices=["table", "json"], default="table")
+    report.set_defaults(run=_run_report)
+
     compact = commands.add_parser(
         "compact",
         help="merge small Parquet files and drop duplicate rows now",
@@ -129,7 +155,7 @@ def _run_query(args: argparse.Namespace) -> int:
     root = Path(config.store.data_dir)
     if not root.is_dir():
         raise ConfigError(f"no store at {root}; start `vigil collector --data-dir {root}` first or fix --data-dir")
-    con = connect(root)
+    con = connect(root, config)
     try:
         table = fetch(con, args.sql)
         if table is None:  # a statement without a result (SET, CREATE ...)
@@ -149,6 +175,63 @@ def _run_query(args: argparse.Namespace) -> int:
         writer.writerow(table.column_names)
         writer.writerows([row.values() for row in rows])
     return 0
+
+
+def _groups() -> list[str]:
+    from store.queries import GROUPS
+
+    return list(GROUPS)
+
+
+def _run_outcome(args: argparse.Namespace) -> int:
+    from store.outcomes import VerdictError, record_verdicts, verdict_row
+
+    root = Path(_load(args).store.data_dir)
+    try:
+        row = verdict_row(args.trace_id, args.outcome, args.score, args.comment, args.source)
+    except VerdictError as exc:
+        raise ConfigError(str(exc)) from None
+    record_verdicts(root, [row])
+    print(f"recorded {args.outcome} for trace {row['trace_id']}")
+    return 0
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from store.catalog import connect
+    from store.queries import run
+
+    config = _load(args)
+    root = Path(config.store.data_dir)
+    if not root.is_dir():
+        raise ConfigError(f"no store at {root}; fix --data-dir")
+    now = datetime.now(UTC)
+    since, until = _when(args.since, now, "--since"), _when(args.until, now, "--until")
+    table = run(connect(root, config), "cost_per_successful_task", group=args.by or "all", since=since, until=until)
+    rows = table.to_pylist()
+    if not args.by:
+        rows = [{k: v for k, v in row.items() if k != "group"} for row in rows] or [{"tasks": 0}]
+    if args.format == "json":
+        json.dump(rows if args.by else rows[0], sys.stdout, default=_json_default)
+        sys.stdout.write("\n")
+        return 0
+    import duckdb
+
+    duckdb.from_arrow(table if args.by else table.drop_columns(["group"])).show(max_width=200)
+    return 0
+
+
+def _when(value: str | None, now: datetime, flag: str) -> datetime | None:
+    """'7d', '12h', '30m', '2w' before now, or an ISO date/time (UTC unless it says otherwise)."""
+    if not value:
+        return None
+    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    if value[:-1].isdigit() and value[-1] in units:
+        return now - timedelta(**{units[value[-1]]: int(value[:-1])})
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{flag} {value!r}: use an age like 7d, 12h, 30m, 2w or a date like 2026-11-01") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _run_compact(args: argparse.Namespace) -> int:

@@ -1,11 +1,13 @@
 """Named SQL queries: each metric is one `.sql` file here, used by the CLI, dashboards and tests.
 
 A file's first line is a `--` comment naming its parameters and output columns. Parameters are
-DuckDB named parameters (`$since`), bound by `run`, never formatted into the SQL.
+DuckDB named parameters (`$since`), bound by `run`, never formatted into the SQL. The one thing
+formatted in is `{group}`, and only from the fixed `GROUPS` table, never from user text.
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -28,7 +30,30 @@ def names() -> list[str]:
     return sorted(p.name[:-4] for p in resources.files(__package__).iterdir() if p.name.endswith(".sql"))
 
 
-def run(con: duckdb.DuckDBPyConnection, name: str, **params: Any) -> pa.Table:
-    table = fetch(con, load(name), params or None)
+# What a metric can be broken down by (`vigil report --by`, dashboard selectors): name → SQL over `tasks`.
+GROUPS = {
+    "all": "'all'",
+    "service": "service_name",
+    "task": "name",
+    "model": "model",
+    "prompt_version": "coalesce(prompt_name, '?') || '@' || coalesce(prompt_version, '?')",
+    "outcome": "outcome",
+    "day": "strftime(start_time, '%Y-%m-%d')",
+    "week": "strftime(date_trunc('week', start_time), '%Y-%m-%d')",
+}
+
+
+def run(con: duckdb.DuckDBPyConnection, name: str, group: str = "all", **params: Any) -> pa.Table:
+    if group not in GROUPS:
+        raise KeyError(f"cannot group by {group!r}; choose one of {', '.join(GROUPS)}")
+    sql = load(name)
+    if "{group}" in sql:
+        sql = sql.replace("{group}", GROUPS[group])
+    # Every parameter the SQL names is bound; one not given is NULL (an open end, "all").
+    wanted = set(re.findall(r"\$(\w+)", sql))
+    unknown = set(params) - wanted
+    if unknown:
+        raise KeyError(f"query {name} takes no parameter {', '.join(sorted(unknown))}")
+    table = fetch(con, sql, {key: params.get(key) for key in wanted} or None)
     assert table is not None, f"query {name} returns no rows"
     return table

@@ -1,0 +1,66 @@
+"""Task verdicts given after the fact → rows of the `outcomes` table.
+
+Comes in: a trace id, a label (success / failure, or an evaluator's label), an optional score,
+comment and source. Goes out: validated rows, and `record_verdicts` writes them to the store as
+an atomically committed Parquet file, durable when it returns. Used by `vigil outcome`, the
+collector's `POST /v1/outcomes` endpoint and (through the pipeline) OTLP outcome log events.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from store.schema import OUTCOMES_SCHEMA, content_id
+from store.writer import write_partitioned
+
+_TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class VerdictError(ValueError):
+    """A verdict that cannot be stored; the message says what to fix."""
+
+
+def verdict_row(
+    trace_id: str,
+    outcome: str,
+    score: float | None = None,
+    comment: str | None = None,
+    source: str = "api",
+    time_ns: int | None = None,
+) -> dict[str, Any]:
+    trace_id = str(trace_id).strip().lower()
+    if not _TRACE_ID.match(trace_id) or trace_id == "0" * 32:
+        raise VerdictError(f"trace_id {trace_id!r} must be 32 hex characters (the OTel trace id)")
+    outcome = str(outcome).strip().lower()
+    if not outcome:
+        raise VerdictError("outcome must not be empty: use success or failure")
+    if score is not None:
+        try:
+            score = float(score)
+        except (TypeError, ValueError):
+            raise VerdictError(f"score {score!r} must be a number") from None
+        if not math.isfinite(score):
+            raise VerdictError("score must be a finite number")
+    now = time.time_ns()
+    row = {
+        "time": time_ns or now,
+        "trace_id": trace_id,
+        "outcome": outcome,
+        "score": score,
+        "comment": None if comment is None else str(comment),
+        "source": str(source or "api"),
+        "received_at": now,
+    }
+    row["record_id"] = content_id(*(row[k] for k in ("time", "trace_id", "outcome", "score", "comment", "source")))
+    return row
+
+
+def record_verdicts(root: Path, rows: list[dict[str, Any]]) -> int:
+    write_partitioned(root, "outcomes", pa.Table.from_pylist(rows, OUTCOMES_SCHEMA), tag="verdict")
+    return len(rows)
