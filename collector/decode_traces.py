@@ -7,14 +7,14 @@ so that bad spans are reported to the sender through `partial_success` instead o
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from collector.attributes import decode_attributes
+from collector.attributes import decode_attributes, decode_uint64
+from collector.conventions import dumps
 from collector.normalize import SpanFacts, normalize_llm_call, promoted_fields
 from store.schema import LLM_CALLS_SCHEMA, SPANS_SCHEMA
 
@@ -111,8 +111,8 @@ def _decode_span(span: Span, scope_name: str, received_at_ns: int) -> tuple[dict
         "parent_span_id": span.parent_span_id.hex() or None,
     }
     times = {
-        "start_time": span.start_time_unix_nano,
-        "end_time": span.end_time_unix_nano,
+        "start_time": decode_uint64(span.start_time_unix_nano),  # None past 2262: see decode_uint64
+        "end_time": decode_uint64(span.end_time_unix_nano),
         "duration_ms": max(span.end_time_unix_nano - span.start_time_unix_nano, 0) / 1e6,
         "received_at": received_at_ns,
     }
@@ -162,4 +162,4 @@ def _str_or_none(value: Any) -> str | None:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return dumps(value) or "null"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from collector.conventions import as_int, as_str, dumps
+from collector.conventions import as_int, as_str, dumps, loads
 from collector.conventions.messages import summarize_outputs, to_message, to_messages
 
 _MESSAGE_EVENTS = {
@@ -66,8 +66,13 @@ def _details_rows(attrs: dict[str, Any], name: str) -> list[dict[str, Any]]:
     inputs = to_messages(attrs.get("gen_ai.input.messages"), "user") or []
     system = attrs.get("gen_ai.system_instructions")
     if system:
-        parts = system if isinstance(system, list) else [{"type": "text", "content": system}]
-        inputs = [{"role": "system", "parts": parts}, *inputs]
+        # Fix: the parts were used as sent, so a list holding anything but objects (plain strings,
+        # say) made summarize_outputs raise, and the whole acknowledged logs request was dropped.
+        # Read them as `otel_genai.read_messages` does on spans: parts (or JSON text of them), else text.
+        message = to_message({"role": "system", "parts": loads(system)}, "system")
+        if message is None or not message["parts"]:
+            message = to_message({"role": "system", "content": system}, "system")
+        inputs = [message, *inputs]
     rows += [_row("input", i, message, name) for i, message in enumerate(inputs)]
     outputs = to_messages(attrs.get("gen_ai.output.messages"), "assistant") or []
     rows += [_row("output", i, message, name) for i, message in enumerate(outputs)]

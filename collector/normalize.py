@@ -23,7 +23,9 @@ convention's module fills what is left, and says the operation.
 status is 'error' when the span status is ERROR or `error.type` is set; error_type is `error.type`
 (class reprs and module paths stripped: `InternalServerError`), else the last `exception` event's
 type, else an exception-class prefix of the status message ("InternalServerError: ...").
-total_tokens, when not sent, is input + output if both are known. Other values are never
+total_tokens, when not sent, is input + output if both are known. A cost the instrumentation
+reported (`collector.conventions.cost`) is kept as cost_usd with cost_source 'reported'; every
+other call is priced later, in the pipeline, by `store.pricing`. Other values are never
 copied across (a missing request model stays null even when the response model is known).
 
 mapping: 'unmapped' when a field every call should have could not be read, listed in
@@ -43,6 +45,7 @@ from collector.conventions import as_str, dumps, first, first_bool, first_int, f
 from collector.conventions import openinference as oi
 from collector.conventions import openllmetry as oll
 from collector.conventions import otel_genai as genai
+from collector.conventions.cost import read_reported_cost
 from collector.conventions.messages import summarize_outputs
 
 logger = logging.getLogger(__name__)
@@ -115,7 +118,7 @@ _CLASS_REPR = re.compile(r"<class '([^']+)'>")  # openai-v2 sends str(type(exc))
 _DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 _FIELDS = (
     "convention", "provider", "operation", "request_model", "response_model", "response_id",
-    *TOKEN_KEYS,
+    *TOKEN_KEYS, "cost_usd", "cost_source",
     "input_messages", "output_messages", "output_text", "tool_calls", "tool_definitions", "refusal",
     "finish_reasons", "request_params", "output_type", "status", "status_message", "error_type",
     "is_streaming", "time_to_first_token_ms", "prompt_name", "prompt_version", "prompt_template",
@@ -240,6 +243,9 @@ def _normalize(attrs: dict[str, Any], span: SpanFacts) -> dict[str, Any]:
     row["prompt_variables"] = dumps(variables)
     row["unmapped_fields"] = _unmapped(row, unreadable)
     row["mapping"] = "unmapped" if row["unmapped_fields"] else "mapped"
+    reported = read_reported_cost(attrs)
+    if reported is not None:  # store.pricing keeps it (over an estimate) and fills in the rest
+        row["cost_usd"], row["cost_source"] = reported, "reported"
     return row
 
 

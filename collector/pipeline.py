@@ -1,10 +1,12 @@
 """Acknowledged requests → normalized Parquet, off the request path.
 
-Comes in: (WAL sequence number, parsed request) pairs from the Export handlers, and on start-up
-the WAL records that were not yet written to Parquet. Goes out: Parquet files through
-`store.writer`, then a WAL checkpoint. Must not: checkpoint a record before its rows are in
-committed files, or hold more than `max_queue_bytes` of requests in memory (`reserve` says no
-first, and the handler answers RESOURCE_EXHAUSTED so the client retries later).
+Comes in: (WAL sequence number, request bytes) pairs from the Export handlers, and on start-up
+the WAL records that were not yet written to Parquet. Decoding runs in worker processes
+(`collector.decode_pool`); results are taken in WAL order. Goes out: Parquet files through
+`store.writer` (LLM calls priced by `store.pricing` on the way), then a WAL checkpoint.
+Must not: checkpoint a record before its rows are in committed files, or hold more than
+`max_queue_bytes` of requests in memory (`reserve` says no first, and the handler answers
+RESOURCE_EXHAUSTED so the client retries later).
 """
 
 from __future__ import annotations
@@ -13,14 +15,18 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pyarrow as pa
-from google.protobuf.message import DecodeError, Message
 
+from collector.decode_pool import DecodePool, decode_payload, from_ipc
 from collector.selfmetrics import Counters
 from collector.signals import SIGNALS
 from collector.wal import WalRecord, WriteAheadLog
+from store.pricing import Pricer
 from store.writer import write_partitioned
 
 logger = logging.getLogger(__name__)
@@ -37,6 +43,8 @@ class Pipeline:
         max_queue_bytes: int,
         flush_interval_s: float,
         flush_max_rows: int,
+        pricer: Pricer | None = None,
+        decode_workers: int = 0,
     ) -> None:
         self.root = root
         self.wal = wal
@@ -44,13 +52,22 @@ class Pipeline:
         self.max_queue_bytes = max_queue_bytes
         self.flush_interval_s = flush_interval_s
         self.flush_max_rows = flush_max_rows
+        self.pricer = pricer
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._queued_bytes = 0
         self._buffers: dict[str, list[pa.Table]] = {}
         self._buffered_rows: dict[str, int] = {}
         self._buffered_seq = 0
+        self._pool = DecodePool(decode_workers)
+        self._max_in_flight = max(2, 2 * decode_workers)
+        self._in_flight: deque[tuple[int, int, Future, int, bytes]] = deque()
         self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
+
+    def has_room(self, nbytes: int) -> bool:
+        """Would `reserve(nbytes)` succeed right now? (A hint: only `reserve` claims the room.)"""
+        queued = self._queued_bytes
+        return not queued or queued + nbytes <= self.max_queue_bytes
 
     def reserve(self, nbytes: int) -> bool:
         """Claim room for a request about to be logged; False means 'overloaded, retry later'."""
@@ -67,22 +84,18 @@ class Pipeline:
             self._queued_bytes -= nbytes
         self.counters.add(queue_bytes=-nbytes)
 
-    def submit(self, seq: int, kind: int, request: Message, nbytes: int) -> None:
-        self._queue.put((seq, kind, request, nbytes))
+    def submit(self, seq: int, kind: int, payload: bytes) -> None:
+        """Queue a logged request (its bytes, as in the WAL); `reserve(len(payload))` came first."""
+        self._queue.put((seq, kind, payload, len(payload)))
 
     def replay(self, records: list[WalRecord]) -> int:
         """Decode and write WAL records left over from the last run, before serving."""
-        replayed = 0
         for record in records:
-            try:
-                request = SIGNALS[record.kind].request_type.FromString(record.payload)
-            except (KeyError, DecodeError):
-                logger.error("wal record unreadable seq=%d kind=%d: skipped", record.seq, record.kind)
-                continue
-            self._consume(record.seq, record.kind, request)
-            replayed += 1
+            self._start_decode(record.seq, record.kind, record.payload, 0)
+            self._collect(block=len(self._in_flight) >= self._max_in_flight)
+        self._drain()
         self._flush()
-        return replayed
+        return len(records)
 
     def start(self) -> None:
         self._thread.start()
@@ -91,6 +104,7 @@ class Pipeline:
         """Drain everything queued, write it, checkpoint. Called after the server stopped."""
         self._queue.put(_STOP)
         self._thread.join()
+        self._pool.close()
 
     @property
     def queued_bytes(self) -> int:
@@ -99,36 +113,72 @@ class Pipeline:
     def _run(self) -> None:
         deadline = time.monotonic() + self.flush_interval_s
         while True:
+            # Wake up often while decodes are running, to collect them in order as they finish.
             timeout = max(deadline - time.monotonic(), 0)
+            if self._in_flight:
+                timeout = min(timeout, 0.01)
             try:
                 item = self._queue.get(timeout=timeout)
             except queue.Empty:
                 item = None
             if item is _STOP:
+                self._drain()
                 self._flush()
                 return
             if item is not None:
-                seq, kind, request, nbytes = item
-                try:
-                    self._consume(seq, kind, request)
-                finally:
-                    self.release(nbytes)
+                self._start_decode(*item)
+            self._collect(block=len(self._in_flight) >= self._max_in_flight)
             full = any(rows >= self.flush_max_rows for rows in self._buffered_rows.values())
             if full or time.monotonic() >= deadline:
                 self._flush()
                 deadline = time.monotonic() + self.flush_interval_s
 
-    def _consume(self, seq: int, kind: int, request: Message) -> None:
-        try:
-            tables = SIGNALS[kind].decode(request, time.time_ns())
-        except Exception:  # a decoder bug must not stop ingestion; the WAL keeps the bytes
-            logger.exception("decode failed seq=%d: request kept in the WAL, rows skipped", seq)
+    def _start_decode(self, seq: int, kind: int, payload: bytes, nbytes: int) -> None:
+        if kind not in SIGNALS:
+            logger.error("wal record of unknown kind=%d seq=%d: skipped", kind, seq)
+            self.release(nbytes)
             return
-        for name, table in tables.items():
-            if table.num_rows:
+        self._in_flight.append((seq, nbytes, self._pool.submit(kind, payload, time.time_ns()), kind, payload))
+
+    def _collect(self, block: bool = False) -> None:
+        """Take finished decodes in WAL order (so the checkpoint never passes an unwritten record)."""
+        while self._in_flight and (block or self._in_flight[0][2].done()):
+            seq, nbytes, future, kind, payload = self._in_flight.popleft()
+            block = False
+            try:
+                tables = {name: from_ipc(data) for name, data in self._result(future, kind, payload).items()}
+            except Exception:  # a decoder bug must not stop ingestion; the WAL keeps the bytes
+                logger.exception("decode failed seq=%d: request kept in the WAL, rows skipped", seq)
+                tables = {}
+            finally:
+                self.release(nbytes)
+            for name, table in tables.items():
                 self._buffers.setdefault(name, []).append(table)
                 self._buffered_rows[name] = self._buffered_rows.get(name, 0) + table.num_rows
-        self._buffered_seq = max(self._buffered_seq, seq)
+            self._buffered_seq = max(self._buffered_seq, seq)
+
+    def _result(self, future: Future, kind: int, payload: bytes) -> dict[str, bytes]:
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): start new ones and decode this one here.
+            logger.error("decode worker died; restarting the pool")
+            self._pool.restart()
+            return decode_payload(kind, payload, time.time_ns())
+
+    def _drain(self) -> None:
+        while self._in_flight:
+            self._collect(block=True)
+
+    def _price(self, calls: pa.Table) -> pa.Table:
+        """Price a whole flush at once: one model lookup per model, a few µs per call after that."""
+        if self.pricer is None:
+            return calls
+        try:
+            return self.pricer.price_table(calls)
+        except Exception:  # costs can be recomputed (`vigil reprice`), rows cannot: keep them
+            logger.exception("pricing failed: %d calls stored without cost", calls.num_rows)
+            return calls
 
     def _flush(self) -> None:
         if not self._buffered_seq:
@@ -138,6 +188,8 @@ class Pipeline:
             # `spans` last: a reader that sees a task already sees its LLM calls and messages.
             for name in sorted(self._buffers, key=lambda table: table == "spans"):
                 table = pa.concat_tables(self._buffers[name])
+                if name == "llm_calls":
+                    table = self._price(table)
                 write_partitioned(self.root, name, table, tag=f"{self._buffered_seq:020d}")
                 # Dropped table by table, so a failure part-way does not write the rest twice.
                 del self._buffers[name]
@@ -147,7 +199,16 @@ class Pipeline:
             self.counters.add(flush_errors=1)
             logger.error("flush failed, will retry error=%s", exc)
             return
-        self.wal.checkpoint(self._buffered_seq)
+        try:
+            self.wal.checkpoint(self._buffered_seq)
+        except OSError as exc:
+            # Fix: this escaped and ended the pipeline thread (disk full while writing the checkpoint
+            # file), so nothing was flushed again until a restart. The rows are in Parquet; keeping
+            # `_buffered_seq` retries the checkpoint at the next flush, and a crash before that only
+            # replays rows the views dedupe.
+            self.counters.add(flush_errors=1)
+            logger.error("wal checkpoint failed, will retry error=%s", exc)
+            return
         self._buffered_seq = 0
         elapsed = (time.perf_counter() - started) * 1000
         self.counters.add(flushes=1)

@@ -26,6 +26,7 @@ from collector.wal import WriteAheadLog
 from store.compaction import compact
 from store.config import Config, ConfigError, parse_listen
 from store.outcomes import record_verdicts
+from store.pricing import Pricer
 from store.writer import remove_stale_temp_files
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Collector:
 
     def __enter__(self) -> Collector:
         cfg = self.config.collector
+        pricer = Pricer.from_config(self.config.pricing)  # first: a bad price file stops start-up cleanly
         self.root.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(self.root)  # one collector per data dir: no one else is mid-write
         self.wal = WriteAheadLog(self.root / "wal", cfg.wal_segment_mib << 20, fsync=cfg.wal_fsync)
@@ -55,6 +57,8 @@ class Collector:
             max_queue_bytes=cfg.max_queue_mib << 20,
             flush_interval_s=cfg.flush_interval_s,
             flush_max_rows=cfg.flush_max_rows,
+            pricer=pricer,
+            decode_workers=cfg.decode_workers,
         )
         replayed = self.pipeline.replay(list(self.wal.recover()))
         if replayed:

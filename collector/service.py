@@ -40,6 +40,10 @@ class Ingest:
         self.counters = counters
 
     def export(self, signal: Signal, payload: bytes) -> Message:
+        # Turn a request away before parsing it when it could not be queued anyway: under overload
+        # the parse is work thrown away, taken from the pipeline that is behind.
+        if not self.pipeline.has_room(len(payload)):
+            raise Overloaded(f"ingest queue full ({self.pipeline.queued_bytes} bytes waiting)")
         request = signal.request_type.FromString(payload)
         return self.export_message(signal, request, payload)
 
@@ -58,7 +62,7 @@ class Ingest:
             except BaseException:
                 self.pipeline.release(len(payload))
                 raise
-            self.pipeline.submit(seq, signal.wal_kind, request, len(payload))
+            self.pipeline.submit(seq, signal.wal_kind, payload)
         return signal.response(rejected, reason)
 
 

@@ -33,7 +33,7 @@ class CollectorConfig:
     # Largest accepted request, like the OTel Collector's max_recv_msg_size_mib.
     max_message_mib: int = 16
     # Undecoded request bytes allowed in memory before Export answers RESOURCE_EXHAUSTED.
-    max_queue_mib: int = 256
+    max_queue_mib: int = 64
     # How often buffered rows are written to Parquet (and become queryable).
     flush_interval_s: float = 1.0
     # Rows per table that trigger an early flush.
@@ -44,6 +44,8 @@ class CollectorConfig:
     wal_segment_mib: int = 64
     # gRPC handler threads.
     workers: int = 8
+    # Processes that decode and normalize requests, so ingest uses every core (0: in the collector itself).
+    decode_workers: int = 2
     # Interval of the self-metrics log line (0 disables it).
     metrics_log_interval_s: float = 30.0
     log_level: str = "INFO"
@@ -59,6 +61,13 @@ class StoreConfig:
     compaction_min_files: int = 8
     # Seconds a replaced file stays on disk so queries that listed it can finish.
     compaction_grace_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class PricingConfig:
+    # TOML file of your own prices (self-hosted, fine-tuned or negotiated), winning over the bundled
+    # table; "" for none. Format: sample_data/prices.example.toml. Read at start-up and by `vigil reprice`.
+    overrides_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,7 @@ class BudgetsConfig:
 class Config:
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    pricing: PricingConfig = field(default_factory=PricingConfig)
     outcomes: OutcomesConfig = field(default_factory=OutcomesConfig)
     budgets: BudgetsConfig = field(default_factory=BudgetsConfig)
 
@@ -108,6 +118,8 @@ class Config:
         for name in ("max_message_mib", "max_queue_mib", "flush_max_rows", "wal_segment_mib", "workers"):
             if getattr(self.collector, name) <= 0:
                 raise ConfigError(f"collector.{name} must be a positive number")
+        if self.collector.decode_workers < 0:
+            raise ConfigError("collector.decode_workers must be 0 or more")
         if self.store.compaction_min_files < 2:
             raise ConfigError("store.compaction_min_files must be at least 2")
         if self.store.compaction_interval_s < 0 or self.store.compaction_grace_s < 0:

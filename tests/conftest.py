@@ -29,6 +29,7 @@ def make_config(data_dir: Path, **collector: Any) -> Config:
         "grpc_listen": "127.0.0.1:0",
         "flush_interval_s": 0.2,
         "metrics_log_interval_s": 0,
+        "decode_workers": 1,  # the worker-process path, at the smallest start-up cost
     } | collector
     return load_config(env={}, overrides={"store": {"data_dir": str(data_dir)}, "collector": settings})
 

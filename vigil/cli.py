@@ -105,6 +105,16 @@ def _parser() -> argparse.ArgumentParser:
     _common(compact)
     compact.add_argument("--min-files", type=int, help="merge a partition from this many small files on (default 8)")
     compact.set_defaults(run=_run_compact)
+
+    reprice = commands.add_parser(
+        "reprice",
+        help="recompute the cost of stored LLM calls with the current prices",
+        description="Recompute cost_usd of every stored LLM call from the bundled price table and your price file "
+        "([pricing] overrides_file), rewriting each file in place. Costs the instrumentation reported are kept.",
+    )
+    _common(reprice)
+    reprice.add_argument("--prices", metavar="FILE", help="price file to use instead of [pricing] overrides_file")
+    reprice.set_defaults(run=_run_reprice)
     return parser
 
 
@@ -249,6 +259,39 @@ def _run_compact(args: argparse.Namespace) -> int:
     if not results:
         print("nothing to compact")
     return 0
+
+
+def _run_reprice(args: argparse.Namespace) -> int:
+    from store.pricing import Pricer
+    from store.reprice import reprice_store
+
+    config = load_config(
+        args.config, overrides={"store": {"data_dir": args.data_dir}, "pricing": {"overrides_file": args.prices}}
+    )
+    root = Path(config.store.data_dir)
+    if not root.is_dir():
+        raise ConfigError(f"no store at {root}; fix --data-dir")
+    summary = reprice_store(root, Pricer.from_config(config.pricing), _progress("repriced {done}/{total} files"))
+    share = summary.unpriced / summary.calls if summary.calls else 0.0
+    sources = ", ".join(f"{source} {n}" for source, n in sorted(summary.by_source.items())) or "none"
+    print(
+        f"repriced {summary.calls} calls in {summary.files} files: {summary.changed} changed "
+        f"({summary.rewritten} files rewritten), {summary.unpriced} unpriced ({share:.1%}); by source: {sources}"
+    )
+    return 0
+
+
+def _progress(template: str):
+    """A progress callback writing to stderr: one updating line on a terminal, a few lines otherwise."""
+    tty = sys.stderr.isatty()
+
+    def show(done: int, total: int) -> None:
+        if tty:
+            print("\r" + template.format(done=done, total=total), end="\n" if done == total else "", file=sys.stderr)
+        elif done == total or done % max(1, total // 10) == 0:
+            print(template.format(done=done, total=total), file=sys.stderr)
+
+    return show
 
 
 def _json_default(value: Any) -> Any:

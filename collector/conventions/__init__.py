@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 _INT64_MAX = 2**63 - 1
 # Flattened families: `<prefix><N>.<rest>`, grouped once per span as {N: {rest: value}}.
 INDEXED_PREFIXES = (
@@ -186,19 +188,24 @@ def loads(value: Any) -> Any:
         if not text or text[0] not in '[{"':
             return None
         try:
-            return json.loads(text)
+            return orjson.loads(text)
         except (ValueError, RecursionError):
             return None
     return value
 
 
-# One encoder: json.dumps with options builds a new JSONEncoder per call, which dominates small values.
+# The stdlib encoder is the fallback for what orjson refuses (ints past 64 bits, non-string keys).
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def dumps(value: Any) -> str | None:
+    """Compact JSON text; orjson because JSON encoding is a large share of the per-span cost."""
     if value is None:
         return None
+    try:
+        return orjson.dumps(value, default=str).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        pass
     try:
         return _ENCODER.encode(value)
     except (ValueError, TypeError, RecursionError):

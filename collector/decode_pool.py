@@ -1,0 +1,80 @@
+"""Decoding off the collector's main process, so normalization runs on every core.
+
+Comes in: WAL record payloads (bytes) with their record kind. Goes out: futures of the decoded
+tables, serialized as Arrow IPC (cheap to send between processes, no pickling of rows). Parsing
+and normalizing run in worker processes because that Python work, not I/O, sets the ingest
+ceiling, and one process only ever gets one core's worth of it. With `workers=0` everything runs
+inline in the calling thread (tests, tiny machines).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor
+
+import pyarrow as pa
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from collector.signals import SIGNALS, TRACES
+
+
+def decode_payload(kind: int, payload: bytes, received_at_ns: int) -> dict[str, bytes]:
+    """Parse and decode one request; tables come back as Arrow IPC streams (empty ones left out)."""
+    signal = SIGNALS[kind]
+    tables = signal.decode(signal.request_type.FromString(payload), received_at_ns)
+    return {name: _to_ipc(table) for name, table in tables.items() if table.num_rows}
+
+
+def _ready() -> bool:
+    """Decode one tiny request, so the imports a first decode pulls in happen before traffic does."""
+    span = Span(trace_id=b"\x01" * 16, span_id=b"\x01" * 8, name="warm-up")
+    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])])
+    return bool(decode_payload(TRACES.wal_kind, request.SerializeToString(), 0))
+
+
+def from_ipc(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(data).read_all()
+
+
+def _to_ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+class DecodePool:
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self._executor = self._start() if workers > 0 else None
+
+    def _start(self) -> ProcessPoolExecutor:
+        # forkserver: forking a process that runs gRPC threads is unsafe; a fresh interpreter is not.
+        # The server imports the decoders once, so each worker forked from it starts warm.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["collector.decode_pool"])
+        executor = ProcessPoolExecutor(self.workers, mp_context=context)
+        # Start every worker now, not on the first request: that one would wait seconds for it.
+        for future in [executor.submit(_ready) for _ in range(self.workers)]:
+            future.result()
+        return executor
+
+    def restart(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = self._start()
+
+    def submit(self, kind: int, payload: bytes, received_at_ns: int) -> Future[dict[str, bytes]]:
+        if self._executor is not None:
+            return self._executor.submit(decode_payload, kind, payload, received_at_ns)
+        future: Future[dict[str, bytes]] = Future()
+        try:
+            future.set_result(decode_payload(kind, payload, received_at_ns))
+        except Exception as exc:  # noqa: BLE001 - handed to the caller like a worker's error
+            future.set_exception(exc)
+        return future
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=False)
