@@ -29,6 +29,7 @@ _KINDS = {
 _STATUS = {Status.STATUS_CODE_UNSET: "unset", Status.STATUS_CODE_OK: "ok", Status.STATUS_CODE_ERROR: "error"}
 # Attributes that tell what a non-LLM span does in an agent, by convention.
 _OPERATION_KINDS = {"execute_tool": "tool", "invoke_agent": "agent", "create_agent": "agent"}
+_PROMOTED = ("prompt_name", "prompt_version", "session_id", "user_id")
 _ZERO_TRACE, _ZERO_SPAN = bytes(16), bytes(8)
 
 
@@ -116,7 +117,10 @@ def _decode_span(span: Span, scope_name: str, received_at_ns: int) -> tuple[dict
         "duration_ms": max(span.end_time_unix_nano - span.start_time_unix_nano, 0) / 1e6,
         "received_at": received_at_ns,
     }
-    row = ids | times | promoted_fields(attrs)
+    promoted = (
+        {key: call[key] for key in _PROMOTED} if call is not None else promoted_fields(attrs)
+    )  # the normalizer already read them for an LLM call
+    row = ids | times | promoted
     row.update(
         trace_state=span.trace_state or None,
         name=span.name,
@@ -125,7 +129,7 @@ def _decode_span(span: Span, scope_name: str, received_at_ns: int) -> tuple[dict
         status_message=span.status.message or None,
         scope_name=scope_name,
         genai_kind="llm" if call is not None else _genai_kind(attrs),
-        attributes=_json(attrs),
+        attributes=_json(_without_content(attrs) if call is not None else attrs),
         events=_json(events) if events else None,
         links=_json(
             [
@@ -143,6 +147,34 @@ def _decode_span(span: Span, scope_name: str, received_at_ns: int) -> tuple[dict
     if call is not None:
         call.update(ids, **times, scope_name=scope_name, span_name=span.name)
     return row, call
+
+
+# Prompt and completion attributes of an LLM span. Their content is stored once, normalized, in
+# llm_calls (input_messages, output_messages, ...); keeping it in spans.attributes too tripled
+# the bytes written per LLM span.
+_CONTENT_KEYS = frozenset(
+    {
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.system_instructions",
+        "gen_ai.prompt",
+        "gen_ai.completion",
+        "input.value",
+        "output.value",
+    }
+)
+_INDEXED_CONTENT = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.")
+
+
+def _without_content(attrs: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in attrs.items() if not _is_content_key(key)}
+
+
+def _is_content_key(key: str) -> bool:
+    # gen_ai.prompt.0.content is content; gen_ai.prompt.name is not.
+    return key in _CONTENT_KEYS or any(
+        key.startswith(prefix) and key[len(prefix) : len(prefix) + 1].isdigit() for prefix in _INDEXED_CONTENT
+    )
 
 
 def _genai_kind(attrs: dict[str, Any]) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import Compression, OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -80,6 +82,12 @@ def test_sdk_export_is_queryable(collector: Collector, config, compression) -> N
     )
     assert task["service_name"] == "support-bot"
     assert task["duration_ms"] > 0
+    # Content is stored once, normalized, in llm_calls; the span keeps its other attributes.
+    chat_attributes = json.loads(
+        query(data_dir, "SELECT attributes FROM spans WHERE genai_kind = 'llm'")[0]["attributes"]
+    )
+    assert "gen_ai.input.messages" not in chat_attributes and "gen_ai.output.messages" not in chat_attributes
+    assert chat_attributes["gen_ai.request.model"] == "gpt-4o-mini"
     spans = query(data_dir, "SELECT name, genai_kind FROM spans ORDER BY name")
     assert [(s["name"], s["genai_kind"]) for s in spans] == [
         ("agent.task", None),
