@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 _INT64_MAX = 2**63 - 1
 
@@ -47,3 +48,17 @@ def decode_uint64(value: int) -> int | None:
 def decode_attributes(key_values: Iterable[KeyValue]) -> dict[str, Any]:
     """Later duplicates win, as the OTel SDK's own attribute handling does."""
     return {kv.key: decode_value(kv.value) for kv in key_values}
+
+
+def resource_columns(resource: Resource, received_at_ns: int) -> dict[str, Any]:
+    """The columns every table takes from a request's resource: service, project, its attributes."""
+    from collector.conventions import dumps  # conventions builds on this module
+
+    attrs = decode_attributes(resource.attributes)
+    service, project = attrs.get("service.name"), attrs.get("vigil.project")
+    return {
+        "service_name": None if service is None else str(service),
+        "project": None if project is None else str(project),
+        "resource_attributes": dumps(attrs),
+        "received_at": received_at_ns,
+    }

@@ -12,7 +12,7 @@ import pyarrow as pa
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from collector.attributes import decode_attributes, decode_uint64, decode_value
+from collector.attributes import decode_attributes, decode_uint64, decode_value, resource_columns
 from collector.conventions import dumps
 from collector.genai_events import GENAI_EVENTS, decode_genai_event
 from store.outcomes import VerdictError, verdict_row
@@ -51,13 +51,7 @@ def decode_logs(request: ExportLogsServiceRequest, received_at_ns: int) -> dict[
     verdicts: list[dict[str, Any]] = []
     order = 0
     for resource_logs in request.resource_logs:
-        resource = decode_attributes(resource_logs.resource.attributes)
-        common = {
-            "service_name": _str(resource.get("service.name")),
-            "project": _str(resource.get("vigil.project")),
-            "resource_attributes": dumps(resource),
-            "received_at": received_at_ns,
-        }
+        common = resource_columns(resource_logs.resource, received_at_ns)
         for scope_logs in resource_logs.scope_logs:
             for record in scope_logs.log_records:
                 if not _ids_ok(record):

@@ -15,7 +15,7 @@ import pyarrow as pa
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality, Metric
 
-from collector.attributes import decode_attributes, decode_uint64
+from collector.attributes import decode_attributes, decode_uint64, resource_columns
 from collector.conventions import dumps
 from store.schema import METRICS_SCHEMA, content_id
 
@@ -45,13 +45,7 @@ def validate_metrics(request: ExportMetricsServiceRequest) -> tuple[int, str]:
 def decode_metrics(request: ExportMetricsServiceRequest, received_at_ns: int) -> dict[str, pa.Table]:
     rows: list[dict[str, Any]] = []
     for resource_metrics in request.resource_metrics:
-        resource = decode_attributes(resource_metrics.resource.attributes)
-        common = {
-            "service_name": _str(resource.get("service.name")),
-            "project": _str(resource.get("vigil.project")),
-            "resource_attributes": dumps(resource),
-            "received_at": received_at_ns,
-        }
+        common = resource_columns(resource_metrics.resource, received_at_ns)
         for scope_metrics in resource_metrics.scope_metrics:
             for metric in scope_metrics.metrics:
                 if not metric.name:

@@ -13,7 +13,7 @@ import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from collector.attributes import decode_attributes, decode_uint64
+from collector.attributes import decode_attributes, decode_uint64, resource_columns
 from collector.conventions import dumps
 from collector.normalize import SpanFacts, normalize_llm_call, promoted_fields
 from store.schema import LLM_CALLS_SCHEMA, SPANS_SCHEMA
@@ -66,10 +66,8 @@ def decode_traces(request: ExportTraceServiceRequest, received_at_ns: int) -> di
     spans: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
     for resource_spans in request.resource_spans:
-        resource = decode_attributes(resource_spans.resource.attributes)
-        resource_json = _json(resource)
-        service = _str_or_none(resource.get("service.name"))
-        project = _str_or_none(resource.get("vigil.project"))
+        common = resource_columns(resource_spans.resource, received_at_ns)
+        owner = {"service_name": common["service_name"], "project": common["project"]}
         for scope_spans in resource_spans.scope_spans:
             scope_name = scope_spans.scope.name
             scope_version = scope_spans.scope.version or None
@@ -77,15 +75,10 @@ def decode_traces(request: ExportTraceServiceRequest, received_at_ns: int) -> di
                 if _invalid_reason(span):
                     continue
                 row, call = _decode_span(span, scope_name, received_at_ns)
-                row.update(
-                    service_name=service,
-                    project=project,
-                    scope_version=scope_version,
-                    resource_attributes=resource_json,
-                )
+                row.update(common, scope_version=scope_version)
                 spans.append(row)
                 if call is not None:
-                    calls.append(call | {"service_name": service, "project": project})
+                    calls.append(call | owner)
     return {
         "spans": pa.Table.from_pylist(spans, SPANS_SCHEMA),
         "llm_calls": pa.Table.from_pylist(calls, LLM_CALLS_SCHEMA),
@@ -187,10 +180,6 @@ def _genai_kind(attrs: dict[str, Any]) -> str | None:
     if "gen_ai.tool.name" in attrs or "tool.name" in attrs:
         return "tool"
     return None
-
-
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 def _json(value: Any) -> str:

@@ -9,11 +9,9 @@ the ids are converted before `ParseDict`. Goes out: `ExportTraceServiceRequest`,
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from google.protobuf.json_format import ParseDict
 from google.protobuf.message import Message
@@ -21,13 +19,13 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from collector.otlp_json import hex_ids_to_base64
+
 REQUEST_TYPES: dict[str, type[Message]] = {
     "traces": ExportTraceServiceRequest,
     "logs": ExportLogsServiceRequest,
     "metrics": ExportMetricsServiceRequest,
 }
-# Bytes fields that OTLP/JSON writes as hex (spans, links, log records, exemplars).
-_HEX_ID_FIELDS = frozenset({"traceId", "spanId", "parentSpanId"})
 
 
 def load_recording(path: Path | str) -> list[tuple[str, Message]]:
@@ -47,19 +45,3 @@ def iter_recording(path: Path | str) -> Iterator[tuple[str, float, Message]]:
                 raise ValueError(f"{path}:{number}: unknown signal {signal!r}")
             request = ParseDict(hex_ids_to_base64(record["request"]), REQUEST_TYPES[signal]())
             yield signal, float(record.get("received_at", 0.0)), request
-
-
-def hex_ids_to_base64(value: Any) -> Any:
-    """A copy of an OTLP/JSON document with hex trace/span ids rewritten as base64."""
-    if isinstance(value, dict):
-        return {
-            key: _base64(item) if key in _HEX_ID_FIELDS and isinstance(item, str) else hex_ids_to_base64(item)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [hex_ids_to_base64(item) for item in value]
-    return value
-
-
-def _base64(hex_id: str) -> str:
-    return base64.b64encode(bytes.fromhex(hex_id)).decode("ascii")
