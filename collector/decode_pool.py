@@ -10,6 +10,9 @@ inline in the calling thread (tests, tiny machines).
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 
 import pyarrow as pa
@@ -24,6 +27,17 @@ def decode_payload(kind: int, payload: bytes, received_at_ns: int) -> dict[str, 
     signal = SIGNALS[kind]
     tables = signal.decode(signal.request_type.FromString(payload), received_at_ns)
     return {name: _to_ipc(table) for name, table in tables.items() if table.num_rows}
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """A collector killed with SIGKILL cannot stop its workers: they stop themselves."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _ready() -> bool:
@@ -50,11 +64,14 @@ class DecodePool:
         self._executor = self._start() if workers > 0 else None
 
     def _start(self) -> ProcessPoolExecutor:
-        # forkserver: forking a process that runs gRPC threads is unsafe; a fresh interpreter is not.
-        # The server imports the decoders once, so each worker forked from it starts warm.
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["collector.decode_pool"])
-        executor = ProcessPoolExecutor(self.workers, mp_context=context)
+        # spawn: forking a process that runs gRPC threads is unsafe, and workers that are our own
+        # children can notice when we are gone (see _exit_with_parent).
+        executor = ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        )
         # Start every worker now, not on the first request: that one would wait seconds for it.
         for future in [executor.submit(_ready) for _ in range(self.workers)]:
             future.result()

@@ -7,6 +7,7 @@ so that bad spans are reported to the sender through `partial_success` instead o
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pyarrow as pa
@@ -156,7 +157,8 @@ _CONTENT_KEYS = frozenset(
         "output.value",
     }
 )
-_INDEXED_CONTENT = ("gen_ai.prompt.", "gen_ai.completion.", "llm.input_messages.", "llm.output_messages.")
+# gen_ai.prompt.0.content is content; gen_ai.prompt.name is not.
+_INDEXED_CONTENT = re.compile(r"(?:gen_ai\.(?:prompt|completion)|llm\.(?:input|output)_messages)\.\d")
 
 
 def _without_content(attrs: dict[str, Any]) -> dict[str, Any]:
@@ -164,10 +166,7 @@ def _without_content(attrs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_content_key(key: str) -> bool:
-    # gen_ai.prompt.0.content is content; gen_ai.prompt.name is not.
-    return key in _CONTENT_KEYS or any(
-        key.startswith(prefix) and key[len(prefix) : len(prefix) + 1].isdigit() for prefix in _INDEXED_CONTENT
-    )
+    return key in _CONTENT_KEYS or _INDEXED_CONTENT.match(key) is not None
 
 
 def _genai_kind(attrs: dict[str, Any]) -> str | None:
