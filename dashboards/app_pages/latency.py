@@ -1,0 +1,43 @@
+"""Latency & errors: LLM call percentiles by model and operation, task latency by service, errors by type."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboards.charts import errors_by_type, latency_percentiles
+from dashboards.data import query
+from dashboards.sidebar import current_filters
+
+st.title("Latency & errors")
+filters = current_filters()
+by_model = query("llm_latency_by_model", filters)
+if by_model.empty:
+    st.info("No LLM calls in this window for these filters. Widen the time range or clear a filter.")
+    st.stop()
+
+st.plotly_chart(latency_percentiles(by_model), width="stretch")
+st.dataframe(
+    by_model,
+    hide_index=True,
+    width="stretch",
+    column_config={"error_rate": st.column_config.NumberColumn("error rate", format="percent")},
+)
+
+st.subheader("Task latency by service")
+st.dataframe(query("task_latency", filters, group="service"), hide_index=True, width="stretch")
+
+st.subheader("Errors")
+errors = query("llm_errors_by_type", filters)
+if errors.empty:
+    st.success("No failed LLM calls in this window.")
+else:
+    st.plotly_chart(errors_by_type(errors), width="stretch")
+    st.dataframe(
+        errors,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "share_of_errors": st.column_config.NumberColumn("share", format="percent"),
+            "example_trace_id": st.column_config.TextColumn("example trace (open it on the Traces page)"),
+        },
+    )

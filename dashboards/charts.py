@@ -1,0 +1,129 @@
+"""Plotly figures for the dashboards: pure functions from a query's DataFrame to a Figure.
+
+No Streamlit and no data access here: each function takes the rows a named query returned
+(its columns are listed in the query's first line) and only draws them.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+_LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend": {"orientation": "h", "y": -0.2}}
+_STATUS_COLOURS = {"error": "#d62728", "ok": "#2ca02c", "unset": "#1f77b4"}
+
+
+def daily_trend(daily: pd.DataFrame) -> go.Figure:
+    """cost_per_successful_task by day → tasks (bars) and cost per successful task (line, right axis)."""
+    rows = daily.sort_values("group")
+    figure = make_subplots(specs=[[{"secondary_y": True}]])
+    figure.add_bar(x=rows["group"], y=rows["tasks"], name="Tasks", marker_color="#9ecae1")
+    figure.add_scatter(
+        x=rows["group"],
+        y=rows["cost_per_successful_task"],
+        name="Cost per successful task (USD)",
+        mode="lines+markers",
+        line={"color": "#d62728"},
+        secondary_y=True,
+    )
+    figure.update_xaxes(type="category")  # one bar per day label, not a bar spanning midnight
+    figure.update_yaxes(title_text="tasks", secondary_y=False)
+    figure.update_yaxes(title_text="USD", secondary_y=True, rangemode="tozero")
+    return figure.update_layout(title="Tasks and cost per successful task, by day", **_LAYOUT)
+
+
+def cost_by_group(rows: pd.DataFrame, group: str) -> go.Figure:
+    """cost_per_successful_task per group → bars, with success rate in the hover."""
+    data = rows.assign(group=rows["group"].fillna("(none)")).sort_values("cost_per_successful_task")
+    figure = px.bar(
+        data,
+        x="cost_per_successful_task",
+        y="group",
+        orientation="h",
+        hover_data=["tasks", "successful_tasks", "success_rate", "total_cost_usd"],
+        labels={"cost_per_successful_task": "USD per successful task", "group": group},
+        title=f"Cost per successful task by {group}",
+    )
+    return figure.update_layout(**_LAYOUT)
+
+
+def cost_over_time(daily: pd.DataFrame) -> go.Figure:
+    """cost_per_successful_task by day → total and failed spend as stacked areas."""
+    data = daily.sort_values("group").assign(succeeded_or_unknown=lambda d: d["total_cost_usd"] - d["failed_cost_usd"])
+    figure = go.Figure()
+    figure.add_bar(x=data["group"], y=data["failed_cost_usd"], name="spent on failed tasks", marker_color="#d62728")
+    figure.add_bar(x=data["group"], y=data["succeeded_or_unknown"], name="other tasks", marker_color="#9ecae1")
+    return figure.update_layout(barmode="stack", title="Spend by day (USD)", **_LAYOUT)
+
+
+def failed_cost(breakdown: pd.DataFrame) -> go.Figure:
+    """failed_task_cost_breakdown → where the money spent on failed tasks went (service / task / model)."""
+    data = breakdown.dropna(subset=["cost_usd"]).fillna({"service_name": "?", "task_name": "?", "model": "?"})
+    data = data[data["cost_usd"] > 0]
+    figure = px.treemap(
+        data,
+        path=[px.Constant("failed tasks"), "service_name", "task_name", "model"],
+        values="cost_usd",
+        title="Spend of failed tasks",
+    )
+    return figure.update_layout(**_LAYOUT)
+
+
+def waterfall(spans: pd.DataFrame) -> go.Figure:
+    """trace_spans → one bar per span from its start offset, indented by depth, errors in red."""
+    data = spans.reset_index(drop=True)
+    pairs = enumerate(zip(data["depth"], data["name"], strict=True))
+    labels = [f"{'  ' * int(depth)}{name} [{i}]" for i, (depth, name) in pairs]
+    colours = [
+        _STATUS_COLOURS["error"] if status == "error" else "#ff7f0e" if kind == "llm" else "#1f77b4"
+        for status, kind in zip(data["status_code"], data["genai_kind"], strict=True)
+    ]
+    figure = go.Figure(
+        go.Bar(
+            x=data["duration_ms"].fillna(0).clip(lower=0.5),
+            base=data["offset_ms"],
+            y=labels,
+            orientation="h",
+            marker_color=colours,
+            customdata=data[["service_name", "status_code", "duration_ms"]],
+            hovertemplate="%{y}<br>start +%{base:.0f} ms<br>%{customdata[2]:.1f} ms<br>"
+            "%{customdata[0]} · %{customdata[1]}<extra></extra>",
+        )
+    )
+    figure.update_yaxes(autorange="reversed", tickfont={"family": "monospace"})
+    figure.update_xaxes(title_text="ms since trace start")
+    height = 120 + 28 * len(data)
+    return figure.update_layout(title="Spans", height=height, showlegend=False, **_LAYOUT)
+
+
+def latency_percentiles(by_model: pd.DataFrame) -> go.Figure:
+    """llm_latency_by_model → p50 / p90 / p99 bars per model and operation."""
+    data = by_model.assign(call=by_model["model"] + " · " + by_model["operation"])
+    long = data.melt(id_vars=["call"], value_vars=["p50_ms", "p90_ms", "p99_ms"], var_name="percentile")
+    figure = px.bar(
+        long,
+        x="value",
+        y="call",
+        color="percentile",
+        barmode="group",
+        orientation="h",
+        labels={"value": "ms", "call": "model · operation"},
+        title="LLM call latency",
+    )
+    return figure.update_layout(**_LAYOUT)
+
+
+def errors_by_type(errors: pd.DataFrame) -> go.Figure:
+    """llm_errors_by_type → error count per error type, stacked by model."""
+    figure = px.bar(
+        errors,
+        x="errors",
+        y="error_type",
+        color="model",
+        orientation="h",
+        labels={"errors": "failed calls", "error_type": "error type"},
+        title="LLM errors by type",
+    )
+    return figure.update_layout(**_LAYOUT)
