@@ -115,6 +115,32 @@ def _parser() -> argparse.ArgumentParser:
     _common(reprice)
     reprice.add_argument("--prices", metavar="FILE", help="price file to use instead of [pricing] overrides_file")
     reprice.set_defaults(run=_run_reprice)
+
+    up = commands.add_parser(
+        "up",
+        help="start the collector and the dashboards, with a demo dataset",
+        description="Start the collector and the dashboards in one process tree. With --demo (the default) an empty "
+        "store gets two weeks of demo agent traffic (see sample_data/demo/README.md) and a live trace every few "
+        "seconds. Ctrl-C stops everything.",
+    )
+    _common(up)
+    up.add_argument("--grpc-listen", metavar="HOST:PORT", help="OTLP/gRPC address (default 127.0.0.1:4317)")
+    up.add_argument("--http-listen", metavar="HOST:PORT", help="OTLP/HTTP address (default 127.0.0.1:4318)")
+    up.add_argument("--dashboards-port", type=int, default=8501, metavar="PORT", help="dashboards port on 127.0.0.1")
+    up.add_argument(
+        "--demo", action=argparse.BooleanOptionalAction, default=True, help="load the demo into an empty store"
+    )
+    up.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    up.set_defaults(run=_run_up)
+
+    dashboards = commands.add_parser(
+        "dashboards",
+        help="start only the dashboards over a store",
+        description="Start the Streamlit dashboards on 127.0.0.1 over the store in --data-dir.",
+    )
+    _common(dashboards)
+    dashboards.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1 (default 8501)")
+    dashboards.set_defaults(run=_run_dashboards)
     return parser
 
 
@@ -154,6 +180,25 @@ def _run_collector(args: argparse.Namespace) -> int:
         )
         collector.wait()
     return 0
+
+
+def _run_up(args: argparse.Namespace) -> int:
+    from vigil.up import run_up
+
+    config = _load(
+        args, {"grpc_listen": args.grpc_listen, "http_listen": args.http_listen, "log_level": args.log_level}
+    )
+    logging.basicConfig(
+        level=config.collector.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    return run_up(config, args.config, args.dashboards_port, args.demo)
+
+
+def _run_dashboards(args: argparse.Namespace) -> int:
+    from vigil.up import run_dashboards
+
+    return run_dashboards(Path(_load(args).store.data_dir), args.port, args.config)
 
 
 def _run_query(args: argparse.Namespace) -> int:

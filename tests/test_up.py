@@ -1,0 +1,130 @@
+"""`vigil up` as a user runs it: collector + dashboards + demo, a real exporter, Ctrl-C, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from tests.test_cli import _free_port
+from vigil.up import dashboards_app
+
+VIGIL = [sys.executable, "-m", "vigil"]
+
+
+def _http_status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status
+    except OSError:
+        return None
+
+
+def _wait(check, what: str, process: subprocess.Popen, timeout_s: float = 60):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"vigil up exited while waiting for {what}"
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _query(data_dir: Path, sql: str) -> list[dict]:
+    result = subprocess.run(
+        [*VIGIL, "query", "--data-dir", str(data_dir), "--format", "json", sql], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _start(data_dir: Path, log: Path) -> tuple[subprocess.Popen, int, int, int]:
+    grpc_port, http_port, ui_port = _free_port(), _free_port(), _free_port()
+    with open(log, "wb") as stderr:  # a file, not a pipe: nobody reads stderr while the test waits
+        process = subprocess.Popen(
+            [*VIGIL, "up", "--data-dir", str(data_dir), "--grpc-listen", f"127.0.0.1:{grpc_port}",
+             "--http-listen", f"127.0.0.1:{http_port}", "--dashboards-port", str(ui_port)],
+            stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )  # fmt: skip
+    return process, grpc_port, http_port, ui_port
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_up_loads_demo_serves_dashboards_and_stops_cleanly(tmp_path: Path) -> None:
+    data_dir, log = tmp_path / "store", tmp_path / "up.log"
+    process, grpc_port, http_port, ui_port = _start(data_dir, log)
+    try:
+        _wait(lambda: _http_status(f"http://127.0.0.1:{http_port}/readyz") == 200, "/readyz", process)
+        _wait(lambda: "demo loaded" in log.read_text(), "the demo load", process)
+        demo_spans = _query(data_dir, "SELECT count(*) AS n FROM spans")[0]["n"]
+        assert demo_spans > 5_000
+
+        provider = TracerProvider(resource=Resource.create({"service.name": "up-test"}))
+        exporter = OTLPSpanExporter(endpoint=f"127.0.0.1:{grpc_port}", insecure=True)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        with provider.get_tracer("t").start_as_current_span("agent.task", attributes={"task.outcome": "success"}):
+            pass
+        provider.shutdown()
+        sql = "SELECT name, outcome FROM tasks WHERE service_name = 'up-test'"
+        assert _wait(lambda: _query(data_dir, sql), "the test trace", process) == [
+            {"name": "agent.task", "outcome": "success"}
+        ]
+        # the live demo agent keeps sending
+        live = "SELECT count(*) AS n FROM spans WHERE scope_name = 'vigil.demo.live'"
+        _wait(lambda: _query(data_dir, live)[0]["n"] > 0, "a live demo trace", process, timeout_s=30)
+
+        pid = None
+        if dashboards_app().exists():
+            _wait(lambda: _http_status(f"http://127.0.0.1:{ui_port}/") == 200, "the dashboards", process)
+            pid = int(re.search(r"dashboards pid=(\d+)", log.read_text()).group(1))
+        else:
+            assert "dashboards not started" in log.read_text()
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, log.read_text()
+    assert f"export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{grpc_port}" in out
+    assert f"http://127.0.0.1:{ui_port}" in out or pid is None
+    assert not _listening(ui_port)
+    if pid is not None:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            pass
+        else:
+            raise AssertionError(f"dashboards pid={pid} is still running")
+
+    # A second `up` on the same store continues with its data and does not load the demo again.
+    process, _, http_port, _ = _start(data_dir, log)
+    try:
+        _wait(lambda: "already has spans" in log.read_text(), "the no-reload decision", process)
+        assert _query(data_dir, "SELECT count(DISTINCT span_id) AS n FROM spans_raw")[0]["n"] >= demo_spans
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert "loading demo" not in log.read_text()
+
+
+def test_up_and_dashboards_help() -> None:
+    for command in (["up", "--help"], ["dashboards", "--help"]):
+        result = subprocess.run([*VIGIL, *command], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "usage: vigil" in result.stdout
+    assert "--no-demo" in subprocess.run([*VIGIL, "up", "--help"], capture_output=True, text=True).stdout
