@@ -96,7 +96,7 @@ def test_collector_process_sigterm_flushes_then_query_formats(tmp_path: Path) ->
 def test_query_errors_tell_what_to_do(tmp_path: Path) -> None:
     missing = _vigil("query", "--data-dir", str(tmp_path / "nowhere"), "SELECT 1")
     assert missing.returncode == 2
-    assert "no store at" in missing.stderr and "vigil collector" in missing.stderr
+    assert "no store at" in missing.stderr and "vigil up" in missing.stderr
     (tmp_path / "empty").mkdir()
     bad_sql = _vigil("query", "--data-dir", str(tmp_path / "empty"), "SELEC 1")
     assert bad_sql.returncode == 1

@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from store.config import ConfigError, load_config
+from store.config import Config, ConfigError, load_config
 
 logger = logging.getLogger("vigil")
 
@@ -207,9 +207,7 @@ def _run_query(args: argparse.Namespace) -> int:
     from store.catalog import connect, fetch
 
     config = _load(args)
-    root = Path(config.store.data_dir)
-    if not root.is_dir():
-        raise ConfigError(f"no store at {root}; start `vigil collector --data-dir {root}` first or fix --data-dir")
+    root = _existing_store(config)
     con = connect(root, config)
     try:
         table = fetch(con, args.sql)
@@ -230,6 +228,13 @@ def _run_query(args: argparse.Namespace) -> int:
         writer.writerow(table.column_names)
         writer.writerows([row.values() for row in rows])
     return 0
+
+
+def _existing_store(config: Config) -> Path:
+    root = Path(config.store.data_dir)
+    if not root.is_dir():
+        raise ConfigError(f"no store at {root}; start `vigil up --data-dir {root}` first or fix --data-dir")
+    return root
 
 
 def _groups() -> list[str]:
@@ -256,9 +261,7 @@ def _run_report(args: argparse.Namespace) -> int:
     from store.queries import run
 
     config = _load(args)
-    root = Path(config.store.data_dir)
-    if not root.is_dir():
-        raise ConfigError(f"no store at {root}; fix --data-dir")
+    root = _existing_store(config)
     now = datetime.now(UTC)
     since, until = _when(args.since, now, "--since"), _when(args.until, now, "--until")
     table = run(connect(root, config), "cost_per_successful_task", group=args.by or "all", since=since, until=until)
@@ -293,9 +296,7 @@ def _run_compact(args: argparse.Namespace) -> int:
     from store.compaction import compact
 
     config = _load(args)
-    root = Path(config.store.data_dir)
-    if not root.is_dir():
-        raise ConfigError(f"no store at {root}; fix --data-dir")
+    root = _existing_store(config)
     results = compact(
         root, args.min_files or config.store.compaction_min_files, grace_s=config.store.compaction_grace_s
     )
@@ -313,9 +314,7 @@ def _run_reprice(args: argparse.Namespace) -> int:
     config = load_config(
         args.config, overrides={"store": {"data_dir": args.data_dir}, "pricing": {"overrides_file": args.prices}}
     )
-    root = Path(config.store.data_dir)
-    if not root.is_dir():
-        raise ConfigError(f"no store at {root}; fix --data-dir")
+    root = _existing_store(config)
     summary = reprice_store(root, Pricer.from_config(config.pricing), _progress("repriced {done}/{total} files"))
     share = summary.unpriced / summary.calls if summary.calls else 0.0
     sources = ", ".join(f"{source} {n}" for source, n in sorted(summary.by_source.items())) or "none"
