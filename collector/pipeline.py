@@ -147,8 +147,10 @@ class Pipeline:
             block = False
             try:
                 tables = {name: from_ipc(data) for name, data in self._result(future, kind, payload).items()}
-            except Exception:  # a decoder bug must not stop ingestion; the WAL keeps the bytes
-                logger.exception("decode failed seq=%d: request kept in the WAL, rows skipped", seq)
+            except Exception:  # a decoder bug must not stop ingestion, nor lose what was acknowledged
+                path = self._quarantine(seq, kind, payload)
+                logger.exception("decode failed seq=%d: request kept in %s for a fixed decoder", seq, path)
+                self.counters.add(decode_errors=1)
                 tables = {}
             finally:
                 self.release(nbytes)
@@ -165,6 +167,17 @@ class Pipeline:
             logger.error("decode worker died; restarting the pool")
             self._pool.restart()
             return decode_payload(kind, payload, time.time_ns())
+
+    def _quarantine(self, seq: int, kind: int, payload: bytes) -> Path:
+        """Keep the bytes of a request the decoder failed on (the checkpoint will pass it)."""
+        folder = self.root / "quarantine"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{seq:020d}.kind{kind}.otlp"
+        try:
+            path.write_bytes(payload)
+        except OSError:
+            logger.exception("could not quarantine seq=%d", seq)
+        return path
 
     def _drain(self) -> None:
         while self._in_flight:

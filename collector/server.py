@@ -10,6 +10,7 @@ nothing to replay.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from concurrent import futures
 from pathlib import Path
@@ -126,15 +127,23 @@ class Collector:
         logger.info("otlp http listening address=%s:%d", host, self.http_port)
 
     def readiness(self) -> str:
-        """'' when an Export would be stored right now, else why not (for /readyz)."""
-        if self.wal.last_error:
-            return self.wal.last_error
-        probe = self.root / ".readyz"
+        """'' when an Export would be stored right now, else why not (for /readyz).
+
+        Decided by a probe write as large as the last write that failed, not by the log's last
+        error alone: once that much space is back the probe passes, so a balancer that waits for
+        ready lets through the write that clears the error.
+        """
+        probe = self.wal.directory / ".readyz"
+        size = min(max(self.wal.last_error_bytes, 4096), 64 << 20)
         try:
-            probe.write_bytes(b"ok")
+            with open(probe, "wb") as handle:
+                handle.write(bytes(size))
+                os.fsync(handle.fileno())
             probe.unlink()
         except OSError as exc:
-            return f"store at {self.root} is not writable: {exc.strerror}"
+            probe.unlink(missing_ok=True)
+            problem = self.wal.last_error or f"store at {self.root} is not writable: {exc.strerror}"
+            return f"{problem}; free space or fix permissions"
         return ""
 
     def metrics_text(self) -> str:
@@ -157,7 +166,10 @@ class Collector:
         logger.info("collector stopped %s", self.counters.log_line())
 
     def wait(self) -> None:
-        self._stopped.wait()
+        # Wake up now and then: a signal the kernel hands to another thread only runs its Python
+        # handler once the main thread gets to run bytecode, which a wait without timeout never does.
+        while not self._stopped.wait(0.5):
+            pass
 
     def _compact_periodically(self) -> None:
         store = self.config.store

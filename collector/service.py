@@ -58,11 +58,13 @@ class Ingest:
             if not self.pipeline.reserve(len(payload)):
                 raise Overloaded(f"ingest queue full ({self.pipeline.queued_bytes} bytes waiting)")
             try:
-                seq = self.wal.append(signal.wal_kind, payload)
+                # Handed to the pipeline by the log itself, in log order (see WriteAheadLog.append).
+                self.wal.append(
+                    signal.wal_kind, payload, lambda seq: self.pipeline.submit(seq, signal.wal_kind, payload)
+                )
             except BaseException:
                 self.pipeline.release(len(payload))
                 raise
-            self.pipeline.submit(seq, signal.wal_kind, payload)
         return signal.response(rejected, reason)
 
 

@@ -20,7 +20,7 @@ import os
 import struct
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<QIIB")
 _SUFFIX = ".wal"
+
+
+OnDurable = Callable[[int], None]
 
 
 class WalError(OSError):
@@ -52,7 +55,7 @@ class WriteAheadLog:
         directory.mkdir(parents=True, exist_ok=True)
         self.checkpoint_seq = self._read_checkpoint()
         self._cond = threading.Condition()
-        self._pending: list[tuple[int, bytes]] = []  # (seq, encoded record)
+        self._pending: list[tuple[int, bytes, OnDurable | None]] = []  # (seq, encoded record, callback)
         self._durable_seq = 0
         self._failed: dict[int, WalError] = {}
         self._closed = False
@@ -61,6 +64,7 @@ class WriteAheadLog:
         self._file = None
         self.bytes_written = 0
         self.last_error = ""  # why the last write failed; cleared by the next good one
+        self.last_error_bytes = 0  # how much that write needed
         self._flusher: threading.Thread | None = None
 
     # -- recovery ---------------------------------------------------------------------------
@@ -99,15 +103,20 @@ class WriteAheadLog:
         self._flusher = threading.Thread(target=self._flush_loop, name="wal-flusher", daemon=True)
         self._flusher.start()
 
-    def append(self, kind: int, payload: bytes) -> int:
-        """Block until the record is fsynced; return its sequence number or raise WalError."""
+    def append(self, kind: int, payload: bytes, on_durable: OnDurable | None = None) -> int:
+        """Block until the record is fsynced; return its sequence number or raise WalError.
+
+        `on_durable(seq)` runs on the flusher thread once the record is on disk, for every record
+        in sequence order, before any appender wakes up: what is handed on that way arrives in
+        log order, which the pipeline's checkpoint relies on.
+        """
         with self._cond:
             if self._closed:
                 raise WalError("write-ahead log is closed")
             seq = self._next_seq
             self._next_seq += 1
             header = _HEADER.pack(seq, len(payload), zlib.crc32(payload, kind), kind)
-            self._pending.append((seq, header + payload))
+            self._pending.append((seq, header + payload, on_durable))
             self._cond.notify_all()
             while self._durable_seq < seq and seq not in self._failed:
                 self._cond.wait()
@@ -124,12 +133,23 @@ class WriteAheadLog:
                 if not self._pending and self._closed:
                     return
                 batch, self._pending = self._pending, []
-            error = self._write_batch(batch[0][0], b"".join(record for _, record in batch))
+            error = self._write_batch(batch[0][0], b"".join(record for _, record, _ in batch))
+            if error is None:
+                # Fix: appenders used to hand their records to the pipeline themselves, after waking
+                # up, in whatever order the threads ran. Request 2 could reach the pipeline before
+                # request 1, be flushed, and checkpoint 2: a crash then skipped the acknowledged
+                # request 1 on replay. Handing on here, in sequence order, rules that out.
+                for seq, _, on_durable in batch:
+                    if on_durable is not None:
+                        try:
+                            on_durable(seq)
+                        except Exception:  # never stop the flusher: every appender would hang
+                            logger.exception("wal on_durable callback failed seq=%d", seq)
             with self._cond:
                 if error is None:
                     self._durable_seq = batch[-1][0]
                 else:
-                    self._failed.update((seq, error) for seq, _ in batch)
+                    self._failed.update((seq, error) for seq, _, _ in batch)
                 self._cond.notify_all()
 
     def _write_batch(self, first_seq: int, data: bytes) -> WalError | None:
@@ -149,10 +169,12 @@ class WriteAheadLog:
             self._segment_size += len(data)
             self.bytes_written += len(data)
             self.last_error = ""
+            self.last_error_bytes = 0
             return None
         except OSError as exc:
             logger.error("wal write failed bytes=%d error=%s", len(data), exc)
             self.last_error = f"write-ahead log write failed: {exc.strerror or exc}"
+            self.last_error_bytes = len(data)
             return WalError(exc.errno, self.last_error)
 
     def _cut_back(self, offset: int) -> None:

@@ -43,11 +43,15 @@ def write_file(folder: Path, data: pa.Table, tag: str = "") -> Path:
     name = f"part-{tag + '-' if tag else ''}{uuid.uuid4().hex[:12]}.parquet"
     tmp = folder / f".{name}.tmp"
     final = folder / name
-    with open(tmp, "wb") as sink:
-        pq.write_table(data, sink, **PARQUET_OPTIONS)
-        sink.flush()
-        os.fsync(sink.fileno())
-    os.replace(tmp, final)
+    try:
+        with open(tmp, "wb") as sink:
+            pq.write_table(data, sink, **PARQUET_OPTIONS)
+            sink.flush()
+            os.fsync(sink.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not stay full of our half-written files
+        raise
     fsync_dir(folder)
     return final
 
