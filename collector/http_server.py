@@ -66,7 +66,7 @@ class HttpFrontEnd:
                 "record_verdicts": staticmethod(record_verdicts),
             },
         )
-        self.server = ThreadingHTTPServer((host, port), handler)
+        self.server = _Server((host, port), handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="otlp-http", daemon=True)
@@ -77,6 +77,12 @@ class HttpFrontEnd:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: tuple) -> None:
+        # A client that hangs up mid-request is routine, not a traceback on stderr.
+        logger.debug("http connection from %s failed", client_address, exc_info=True)
 
 
 class _Handler(BaseHTTPRequestHandler):
