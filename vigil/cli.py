@@ -156,9 +156,8 @@ def _load(args: argparse.Namespace, collector: dict[str, Any] | None = None):
     )
 
 
-def _run_collector(args: argparse.Namespace) -> int:
-    from collector.server import Collector
-
+def _serving_config(args: argparse.Namespace) -> Config:
+    """Config for a command that runs the collector (listen flags), with logging set up from it."""
     config = _load(
         args, {"grpc_listen": args.grpc_listen, "http_listen": args.http_listen, "log_level": args.log_level}
     )
@@ -166,6 +165,13 @@ def _run_collector(args: argparse.Namespace) -> int:
         level=config.collector.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    return config
+
+
+def _run_collector(args: argparse.Namespace) -> int:
+    from collector.server import Collector
+
+    config = _serving_config(args)
     with Collector(config) as collector:
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: collector.stop())
@@ -185,13 +191,7 @@ def _run_collector(args: argparse.Namespace) -> int:
 def _run_up(args: argparse.Namespace) -> int:
     from vigil.up import run_up
 
-    config = _load(
-        args, {"grpc_listen": args.grpc_listen, "http_listen": args.http_listen, "log_level": args.log_level}
-    )
-    logging.basicConfig(
-        level=config.collector.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    config = _serving_config(args)
     return run_up(config, args.config, args.dashboards_port, args.demo)
 
 
