@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -30,7 +31,12 @@ def decode_payload(kind: int, payload: bytes, received_at_ns: int) -> dict[str, 
 
 
 def _exit_with_parent(parent_pid: int) -> None:
-    """A collector killed with SIGKILL cannot stop its workers: they stop themselves."""
+    """A collector killed with SIGKILL cannot stop its workers: they stop themselves.
+
+    Ctrl-C reaches the whole process group; workers leave it to the collector, which shuts the
+    pool down in order (a worker interrupted mid-task would only print a traceback).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent_pid:
