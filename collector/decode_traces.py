@@ -3,6 +3,7 @@
 Comes in: a parsed OTLP trace request. Goes out: `pa.Table`s matching `store.schema`, one row
 per span and one per LLM call. Pure, no I/O. `validate_traces` runs first, on the request path,
 so that bad spans are reported to the sender through `partial_success` instead of vanishing.
+An LLM span's prompt and completion attributes go to its `llm_calls` row only (see _CONTENT_KEYS).
 """
 
 from __future__ import annotations
