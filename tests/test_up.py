@@ -73,6 +73,8 @@ def test_up_loads_demo_serves_dashboards_and_stops_cleanly(tmp_path: Path) -> No
     try:
         _wait(lambda: _http_status(f"http://127.0.0.1:{http_port}/readyz") == 200, "/readyz", process)
         _wait(lambda: "demo loaded" in log.read_text(), "the demo load", process)
+        # Acknowledged is not yet flushed: the last requests reach Parquet within a flush interval.
+        _wait(lambda: _query(data_dir, "SELECT count(*) AS n FROM spans")[0]["n"] > 5_000, "demo spans", process)
         demo_spans = _query(data_dir, "SELECT count(*) AS n FROM spans")[0]["n"]
         assert demo_spans > 5_000
 
