@@ -37,9 +37,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import InstrumentationScope
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from collector.attributes import encode_attributes
 
 REPO = Path(__file__).resolve().parents[1]
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -82,22 +84,6 @@ def chat_attributes(rng: random.Random, content_bytes: int) -> dict[str, Any]:
     }
 
 
-def _any(value: Any) -> AnyValue:
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, list):
-        return AnyValue(array_value=ArrayValue(values=[_any(v) for v in value]))
-    return AnyValue(string_value=str(value))
-
-
-def _kvs(attrs: dict[str, Any]) -> list[KeyValue]:
-    return [KeyValue(key=k, value=_any(v)) for k, v in attrs.items()]
-
-
 def build_request(seed: int, spans: int, content_bytes: int) -> tuple[bytes, int]:
     """One encoded request of `spans` spans with fresh random ids; returns (payload, LLM calls in it)."""
     rng = random.Random(seed)
@@ -114,7 +100,7 @@ def build_request(seed: int, spans: int, content_bytes: int) -> tuple[bytes, int
                 kind=Span.SPAN_KIND_INTERNAL,
                 start_time_unix_nano=start,
                 end_time_unix_nano=start + n * 1_500_000_000,
-                attributes=_kvs(AGENT),
+                attributes=encode_attributes(AGENT),
             )
         )
         for i in range(1, n):
@@ -129,11 +115,11 @@ def build_request(seed: int, spans: int, content_bytes: int) -> tuple[bytes, int
                     kind=Span.SPAN_KIND_CLIENT,
                     start_time_unix_nano=t,
                     end_time_unix_nano=t + 1_400_000_000,
-                    attributes=_kvs(attrs),
+                    attributes=encode_attributes(attrs),
                 )
             )
             calls += 1
-    resource = ResourceSpans(resource=Resource(attributes=_kvs(RESOURCE)), scope_spans=[agents, chats])
+    resource = ResourceSpans(resource=Resource(attributes=encode_attributes(RESOURCE)), scope_spans=[agents, chats])
     return ExportTraceServiceRequest(resource_spans=[resource]).SerializeToString(), calls
 
 

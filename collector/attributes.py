@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 _INT64_MAX = 2**63 - 1
@@ -48,6 +48,27 @@ def decode_uint64(value: int) -> int | None:
 def decode_attributes(key_values: Iterable[KeyValue]) -> dict[str, Any]:
     """Later duplicates win, as the OTel SDK's own attribute handling does."""
     return {kv.key: decode_value(kv.value) for kv in key_values}
+
+
+def encode_value(value: Any) -> AnyValue:
+    """The mirror of `decode_value`, for senders built on this code (benchmarks, demo agent, tests)."""
+    if isinstance(value, bool):
+        return AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return AnyValue(int_value=value)
+    if isinstance(value, float):
+        return AnyValue(double_value=value)
+    if isinstance(value, bytes):
+        return AnyValue(bytes_value=value)
+    if isinstance(value, list | tuple):
+        return AnyValue(array_value=ArrayValue(values=[encode_value(v) for v in value]))
+    if isinstance(value, dict):
+        return AnyValue(kvlist_value=KeyValueList(values=encode_attributes(value)))
+    return AnyValue(string_value=str(value))
+
+
+def encode_attributes(values: dict[str, Any]) -> list[KeyValue]:
+    return [KeyValue(key=key, value=encode_value(value)) for key, value in values.items()]
 
 
 def resource_columns(resource: Resource, received_at_ns: int) -> dict[str, Any]:

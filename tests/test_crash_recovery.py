@@ -30,10 +30,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+from collector.attributes import encode_attributes
 from collector.server import Collector
 from tests.conftest import make_config, query, wait_for
 
@@ -98,14 +99,7 @@ def _signal_thread(pid: int, tid: int, signum: int) -> None:
 
 
 def _attrs(**values: object) -> list[KeyValue]:
-    out = []
-    for key, value in values.items():
-        key = key.replace("__", ".")
-        if isinstance(value, int):
-            out.append(KeyValue(key=key, value=AnyValue(int_value=value)))
-        else:
-            out.append(KeyValue(key=key, value=AnyValue(string_value=str(value))))
-    return out
+    return encode_attributes({key.replace("__", "."): value for key, value in values.items()})
 
 
 def build_request(client: int, number: int, rng: random.Random) -> tuple[bytes, set[SpanKey], set[SpanKey]]:

@@ -19,7 +19,6 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import grpc
 import pyarrow as pa
@@ -35,6 +34,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from collector import normalize
+from collector.attributes import encode_attributes, encode_value
 from collector.conventions import openinference, openllmetry, otel_genai
 from collector.genai_events import GENAI_EVENTS, decode_genai_event
 from collector.otlp_json import encode_json
@@ -57,26 +57,6 @@ LIVE = settings(max_examples=150, deadline=None, database=None, suppress_health_
 # -- valid requests of every signal, the seeds that mutations start from -------------------------
 
 
-def _value(value: Any) -> AnyValue:
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, bytes):
-        return AnyValue(bytes_value=value)
-    if isinstance(value, list):
-        return AnyValue(array_value=ArrayValue(values=[_value(v) for v in value]))
-    if isinstance(value, dict):
-        return AnyValue(kvlist_value=KeyValueList(values=_attrs(value)))
-    return AnyValue(string_value=str(value))
-
-
-def _attrs(values: dict[str, Any]) -> list[KeyValue]:
-    return [KeyValue(key=key, value=_value(value)) for key, value in values.items()]
-
-
 def _seed_traces() -> Message:
     trace_id, root = bytes(range(1, 17)), b"\x01" * 8
     times = {"start_time_unix_nano": NOW, "end_time_unix_nano": NOW + 900_000_000}
@@ -84,7 +64,7 @@ def _seed_traces() -> Message:
         trace_id=trace_id,
         span_id=root,
         name="invoke_agent planner",
-        attributes=_attrs(
+        attributes=encode_attributes(
             {"gen_ai.operation.name": "invoke_agent", "gen_ai.prompt.name": "triage", "prompt.version": 3}
         ),
         **times,
@@ -95,7 +75,7 @@ def _seed_traces() -> Message:
         parent_span_id=root,
         name="chat gpt-4o",
         kind=Span.SPAN_KIND_CLIENT,
-        attributes=_attrs(
+        attributes=encode_attributes(
             {
                 "gen_ai.operation.name": "chat",
                 "gen_ai.provider.name": "openai",
@@ -118,8 +98,12 @@ def _seed_traces() -> Message:
             }
         ),
         status=Status(code=Status.STATUS_CODE_ERROR, message="RateLimitError: slow down"),
-        events=[Span.Event(time_unix_nano=NOW, name="exception", attributes=_attrs({"exception.type": "openai.X"}))],
-        links=[Span.Link(trace_id=trace_id, span_id=root, attributes=_attrs({"k": "v"}))],
+        events=[
+            Span.Event(
+                time_unix_nano=NOW, name="exception", attributes=encode_attributes({"exception.type": "openai.X"})
+            )
+        ],
+        links=[Span.Link(trace_id=trace_id, span_id=root, attributes=encode_attributes({"k": "v"}))],
         **times,
     )
     inference = Span(
@@ -127,7 +111,7 @@ def _seed_traces() -> Message:
         span_id=b"\x03" * 8,
         parent_span_id=root,
         name="ChatCompletion",
-        attributes=_attrs(
+        attributes=encode_attributes(
             {
                 "openinference.span.kind": "LLM",
                 "llm.model_name": "claude-sonnet-4",
@@ -149,7 +133,7 @@ def _seed_traces() -> Message:
         span_id=b"\x04" * 8,
         parent_span_id=root,
         name="openai.chat",
-        attributes=_attrs(
+        attributes=encode_attributes(
             {
                 "llm.request.type": "chat",
                 "gen_ai.system": "OpenAI",
@@ -165,7 +149,7 @@ def _seed_traces() -> Message:
         ),
         **times,
     )
-    resource = Resource(attributes=_attrs({"service.name": "agent", "vigil.project": "p1"}))
+    resource = Resource(attributes=encode_attributes({"service.name": "agent", "vigil.project": "p1"}))
     scope = InstrumentationScope(name="opentelemetry.instrumentation.openai.v1", version="0.40")
     return TRACES.request_type(
         resource_spans=[
@@ -182,21 +166,21 @@ def _seed_logs() -> Message:
         LogRecord(
             time_unix_nano=NOW,
             event_name="gen_ai.user.message",
-            body=_value({"content": "hi"}),
+            body=encode_value({"content": "hi"}),
             trace_id=trace_id,
             span_id=span_id,
         ),
         LogRecord(
             observed_time_unix_nano=NOW,
-            body=_value({"role": "system", "content": [{"type": "text", "text": "be brief"}]}),
-            attributes=_attrs({"event.name": "gen_ai.system.message"}),
+            body=encode_value({"role": "system", "content": [{"type": "text", "text": "be brief"}]}),
+            attributes=encode_attributes({"event.name": "gen_ai.system.message"}),
             trace_id=trace_id,
             span_id=span_id,
         ),
         LogRecord(
             time_unix_nano=NOW,
             event_name="gen_ai.choice",
-            body=_value(
+            body=encode_value(
                 {
                     "index": 0,
                     "finish_reason": "tool_calls",
@@ -212,7 +196,7 @@ def _seed_logs() -> Message:
         LogRecord(
             time_unix_nano=NOW,
             event_name="gen_ai.client.inference.operation.details",
-            attributes=_attrs(
+            attributes=encode_attributes(
                 {
                     "gen_ai.input.messages": [{"role": "user", "parts": [{"type": "text", "content": "q"}]}],
                     "gen_ai.output.messages": json.dumps([{"role": "assistant", "content": "a"}]),
@@ -222,16 +206,16 @@ def _seed_logs() -> Message:
             trace_id=trace_id,
             span_id=span_id,
         ),
-        LogRecord(time_unix_nano=NOW, severity_number=9, severity_text="INFO", body=_value("plain log line")),
+        LogRecord(time_unix_nano=NOW, severity_number=9, severity_text="INFO", body=encode_value("plain log line")),
     ]
-    resource = Resource(attributes=_attrs({"service.name": "agent"}))
+    resource = Resource(attributes=encode_attributes({"service.name": "agent"}))
     return LOGS.request_type(
         resource_logs=[ResourceLogs(resource=resource, scope_logs=[ScopeLogs(log_records=records)])]
     )
 
 
 def _seed_metrics() -> Message:
-    point_attrs = _attrs({"gen_ai.token.type": "input", "gen_ai.request.model": "gpt-4o"})
+    point_attrs = encode_attributes({"gen_ai.token.type": "input", "gen_ai.request.model": "gpt-4o"})
     metrics = [
         m.Metric(
             name="gen_ai.client.token.usage",
@@ -273,7 +257,7 @@ def _seed_metrics() -> Message:
             summary=m.Summary(data_points=[m.SummaryDataPoint(time_unix_nano=NOW, count=1, sum=2.0)]),
         ),
     ]
-    resource = Resource(attributes=_attrs({"service.name": "agent"}))
+    resource = Resource(attributes=encode_attributes({"service.name": "agent"}))
     return METRICS.request_type(
         resource_metrics=[m.ResourceMetrics(resource=resource, scope_metrics=[m.ScopeMetrics(metrics=metrics)])]
     )

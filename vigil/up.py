@@ -29,9 +29,9 @@ import grpc
 from google.protobuf.json_format import ParseDict
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
+from collector.attributes import encode_attributes
 from collector.otlp_json import hex_ids_to_base64
 from store.config import Config
 
@@ -160,7 +160,7 @@ def live_request(rng: random.Random, now_ns: int) -> ExportTraceServiceRequest:
     call = Span(
         trace_id=trace_id, span_id=call_id, parent_span_id=root_id, name="chat gpt-4o",
         kind=Span.SPAN_KIND_CLIENT, start_time_unix_nano=start + 50_000_000, end_time_unix_nano=now_ns - 20_000_000,
-        attributes=_attributes({
+        attributes=encode_attributes({
             "gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o",
             "gen_ai.response.model": "gpt-4o-2024-08-06", "gen_ai.usage.input_tokens": tokens_in,
             "gen_ai.usage.output_tokens": tokens_out,
@@ -171,12 +171,13 @@ def live_request(rng: random.Random, now_ns: int) -> ExportTraceServiceRequest:
     root = Span(
         trace_id=trace_id, span_id=root_id, name="agent.task", kind=Span.SPAN_KIND_INTERNAL,
         start_time_unix_nano=start, end_time_unix_nano=now_ns,
-        attributes=_attributes({"task.name": "answer_ticket", "prompt.id": "support-answer", "prompt.version": "v3",
-                                "task.outcome": "failure" if refused else "success", "vigil.demo.live": True}),
+        attributes=encode_attributes({"task.name": "answer_ticket", "prompt.id": "support-answer",
+                                      "prompt.version": "v3", "task.outcome": "failure" if refused else "success",
+                                      "vigil.demo.live": True}),
     )  # fmt: skip
     resource = ResourceSpans()
     resource.resource.attributes.extend(
-        _attributes({"service.name": "support-bot", "deployment.environment.name": "demo"})
+        encode_attributes({"service.name": "support-bot", "deployment.environment.name": "demo"})
     )
     scope = resource.scope_spans.add()
     scope.scope.name = "vigil.demo.live"
@@ -186,19 +187,6 @@ def live_request(rng: random.Random, now_ns: int) -> ExportTraceServiceRequest:
 
 def _messages(role: str, text: str, **extra: str) -> str:
     return json.dumps([{"role": role, "parts": [{"type": "text", "content": text}], **extra}])
-
-
-def _attributes(values: dict) -> list[KeyValue]:
-    out = []
-    for key, value in values.items():
-        if isinstance(value, bool):
-            any_value = AnyValue(bool_value=value)
-        elif isinstance(value, int):
-            any_value = AnyValue(int_value=value)
-        else:
-            any_value = AnyValue(string_value=str(value))
-        out.append(KeyValue(key=key, value=any_value))
-    return out
 
 
 def run_live_agent(grpc_port: int, stop: threading.Event, interval_s: float = LIVE_INTERVAL_S) -> None:
