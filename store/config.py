@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from store.quality.refusal import compile_rules
+
 ENV_PREFIX = "VIGIL"
 _TYPE_NAMES = {int: "whole number", float: "number", bool: "boolean (true/false)", str: "string"}
 
@@ -105,12 +107,23 @@ class BudgetsConfig:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    # Lexical refusal rule sets applied at ingest, "<language>@<version>" (see store/quality/rules_en.py).
+    refusal_rule_sets: tuple[str, ...] = ("en@1",)
+    # Refusal or hedging rule ids to switch off, e.g. ["en.only_scope@1"] for a bot whose answers start that way.
+    disabled_rules: tuple[str, ...] = ()
+    # Compute the weaker hedging signal ("I'm not sure", "it depends") into llm_calls.hedging_rule.
+    hedging: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     pricing: PricingConfig = field(default_factory=PricingConfig)
     outcomes: OutcomesConfig = field(default_factory=OutcomesConfig)
     budgets: BudgetsConfig = field(default_factory=BudgetsConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
 
     def validate(self) -> Config:
         parse_listen(self.collector.grpc_listen, "collector.grpc_listen")
@@ -128,7 +141,15 @@ class Config:
             raise ConfigError("collector.flush_interval_s must be > 0 (seconds between Parquet flushes)")
         if self.collector.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("collector.log_level must be one of DEBUG, INFO, WARNING, ERROR")
+        _validate_quality(self.quality)
         return self
+
+
+def _validate_quality(quality: QualityConfig) -> None:
+    try:
+        compile_rules(quality.refusal_rule_sets, quality.disabled_rules, quality.hedging)
+    except ValueError as exc:
+        raise ConfigError(f"[quality] {exc}") from None
 
 
 def parse_listen(value: str, setting: str = "listen address") -> tuple[str, int]:
