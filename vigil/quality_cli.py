@@ -46,7 +46,9 @@ def _run_eval(args: argparse.Namespace) -> int:
     print(f"{'split':<10}{'n':>5}{'tp':>5}{'fp':>5}{'fn':>5}{'tn':>5}{'precision':>11}{'recall':>8}{'f1':>7}")
     for r in shown:
         n = r.tp + r.fp + r.fn + r.tn
-        print(f"{r.split:<10}{n:>5}{r.tp:>5}{r.fp:>5}{r.fn:>5}{r.tn:>5}{r.precision:>11.3f}{r.recall:>8.3f}{r.f1:>7.3f}")
+        print(
+            f"{r.split:<10}{n:>5}{r.tp:>5}{r.fp:>5}{r.fn:>5}{r.tn:>5}{r.precision:>11.3f}{r.recall:>8.3f}{r.f1:>7.3f}"
+        )
     _print_misclassified(shown[-1], args.show)
     return 0
 

@@ -1,4 +1,5 @@
 """Hand-written pieces of the refusal evaluation set (see generate_refusal_eval.py)."""
+# ruff: noqa: E501  (hand-written outputs, one per line, read best unwrapped)
 
 # fmt: off
 # Whole refusals, as models of several families and eras write them.

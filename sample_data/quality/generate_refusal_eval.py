@@ -61,7 +61,9 @@ def build() -> list[dict[str, str]]:
         (CAVEAT_ANSWERS, "answer", "caveat_answer"),
     ):
         rows += [(split_of(i), label, category, text) for i, text in enumerate(pool)]
-    rows += [(split_of(i), "answer", "json", json.dumps(obj, indent=i % 2 or None)) for i, obj in enumerate(JSON_ANSWERS)]
+    rows += [
+        (split_of(i), "answer", "json", json.dumps(obj, indent=i % 2 or None)) for i, obj in enumerate(JSON_ANSWERS)
+    ]
     # Composed refusals: an optional opener, a core refusal, an optional redirect (each split apart).
     openers, cores, redirects = by_split(REFUSAL_OPENERS), by_split(REFUSAL_CORES), by_split(REFUSAL_REDIRECTS)
     for split in ("dev", "heldout"):

@@ -27,8 +27,8 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
-from store.quality.rules_en import EN_1, HEDGING_EN_1
 from store.quality.rules import Rule, RuleSet
+from store.quality.rules_en import EN_1, HEDGING_EN_1
 
 HEAD_CHARS = 300  # refusals say so up front; reading more costs time and finds answers' caveats
 # Finish reasons (lowercased) that mean the provider itself withheld or cut the answer for policy.
