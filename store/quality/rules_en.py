@@ -58,7 +58,7 @@ _OPENERS = re.compile(
     r"|i'm an ai(?: assistant| language model| model)?(?: and)?|i am an ai(?: assistant| language model)?"
     r"|due to (?:safety|security|privacy|ethical|legal) (?:concerns|reasons|considerations)"
     r"|for (?:safety|security|privacy|ethical|legal) reasons|i understand|at this time|however|but"
-    r"|as (?:a|an) [^,.]{2,60}?(?:assistant|bot|agent|model)[^,.]{0,40},)(?![\w'])[,!.:\s—–-]*"
+    r"|as (?:a|an) (?!ai\b)[^,.]{2,60}?(?:assistant|bot|agent|model)[^,.]{0,40},)(?![\w'])[,!.:\s—–-]*"
 )
 _CLAUSE_SPLIT = re.compile(r",? but |; however,? |, however,? | — but ")
 # After "but": an offer of something else keeps the refusal; anything else is the answer it caveats.
