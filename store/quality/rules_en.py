@@ -12,10 +12,10 @@ from store.quality.rules import Rule, RuleSet
 
 # The ways to say "I can't" / "I won't" / "I'm not allowed to", subject included.
 _CANT = (
-    r"i (?:can ?not|can't|cant|could not|couldn't)(?: and (?:will not|won't))?|i(?:'m| am) (?:unable|not able) to"
+    r"i (?:can ?not|can't|cant)(?: and (?:will not|won't))?|i(?:'m| am) (?:unable|not able|not in a position) to"
     r"|i (?:will not|won't) be able to|i(?:'m| am) not going to be able to|i(?:'m| am) afraid i (?:can't|cannot)"
 )
-_WONT = r"i (?:will not|won't|refuse to)(?: be)?|i(?:'m| am) not going to"
+_WONT = r"i (?:will not|won't|refuse to)(?: be)?|i(?:'m| am) not going to|i(?:'d| would) rather not"
 _PERMITTED = r"i(?:'m| am) (?:not (?:allowed|permitted|authorized|supposed) to|prohibited from)"
 _I_AM = r"i(?:'m| am)"
 # What an assistant declines to do; the verbs a caveat or a figure of speech does not use.
@@ -23,7 +23,7 @@ _ACT = (  # stems: "provid" is provide and providing
     r"(?:help|assist|aid|support|provid|giv|shar|writ|creat|generat|produc|fulfil|compl(?:y|ying)|complet|continu"
     r"|discuss|reveal|disclos|process|access|mak|draft|compos|translat|engag|offer|recommend|answer|look (?:up|into)"
     r"|cod|build|design|facilitat|particip|condon|endors|encourag|promot|do (?:that|this|it|so)|go along|pass along"
-    r"|hand over|send|issu|grant|perform|carry out|take part)"
+    r"|hand over|send|issu|grant|perform|carry out|take part|accommodat|entertain|honou?r|oblig)"
 )
 # (id, pattern, caveat_able): see store.quality.rules.Rule.
 _RULE_TABLE = (
@@ -38,9 +38,13 @@ _RULE_TABLE = (
                       r"(?:cannot|can't|must|am not|'m not|do not|don't|won't|will not|am unable)", False),
     ("en.not_something_i_can@1", rf"(?:that|this)(?: is|'s) (?:not|n't) something "
                                  rf"(?:i (?:can|will|could)|{_I_AM} able to|i'll) (?:\w+ )?(?:{_ACT}|do\b)", False),
-    ("en.outside_scope@1", r"(?:that|this|it)(?: is|'s)(?: a bit)? (?:outside|beyond) "
-                           r"(?:what i(?:'m| am) (?:allowed|able|permitted)|the scope of what i"
-                           r"|my (?:scope|remit|guidelines))", False),
+    ("en.something_i_cannot@1", rf"(?:that|this)(?: is|'s) (?:something|a request|a topic) (?:that )?"
+                                rf"(?:{_CANT}|{_WONT}) (?:\w+ )?(?:{_ACT}|do\b)", False),
+    ("en.outside_scope@1", r"(?:that|this|it|your request)(?: is|'s| falls)(?: a bit)? (?:outside|beyond) (?:of )?"
+                           r"(?:what i(?:'m| am)? ?(?:can|allowed|able|permitted)|the scope of (?:what i|my)"
+                           r"|my (?:scope|remit|guidelines|capabilities))", False),
+    ("en.dont_do@1", r"i (?:do not|don't) (?:provide|offer|engage in|assist with|help with|create|generate|produce)"
+                     r"\b(?: \w+){0,2} (?:assistance|help|content|information|advice|guidance|with|material)\b", False),
     ("en.inappropriate@1", r"it (?:would not|wouldn't|would be in)(?: be)? "
                            r"(?:appropriate|right|ethical|responsible) for me to", False),
     ("en.policy@1", r"(?:this|that|your) (?:request|prompt|content) "
