@@ -64,7 +64,7 @@ def test_lexical_refusals(text: str, rule: str) -> None:
         "I'm sorry to hear that! I've sent a replacement, it arrives Friday.",
         "I can't wait to help you plan the trip. Day 1: Alfama.",
         "Unfortunately the API returned a 503, so the tracking data is from this morning.",
-        'The model said "I\'m sorry, but I can\'t help with that." which means the filter fired.',
+        "The model said \"I'm sorry, but I can't help with that.\" which means the filter fired.",
         '"I can\'t do this anymore," she whispered.',
         "I cannot recommend this library highly enough.",
         "I can't give legal advice, but in general the deposit is due within 21 days.",

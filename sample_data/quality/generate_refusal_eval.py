@@ -1,11 +1,12 @@
 """Build the labelled refusal evaluation set: realistic LLM outputs, each marked refusal or not.
 
-Comes in: nothing but the pools below (hand-written; a fixed seed pairs some pieces). Goes out:
+Comes in: nothing but the pools in eval_pools.py (hand-written; a fixed seed pairs some pieces). Goes out:
 `refusal_eval.jsonl`, one `{"id", "split", "label", "category", "text"}` a line, where label is
 `refusal` or `answer` and split is `dev` (used while writing the rules), `heldout` (evaluated
 only once the rules were done: dev and held-out both scored 1.000 precision and recall then) or
-`probe` (written afterwards to probe phrasings the set lacked; see PROBE_REFUSALS). The split is made per hand-written piece, before any pairing, so a held-out
-example never shares its refusal sentence or its trap opener with a dev example.
+`probe` (written afterwards to probe phrasings the set lacked; see PROBE_REFUSALS). The split is
+made per hand-written piece, before any pairing, so a held-out example never shares its refusal
+sentence or its trap opener with a dev example.
 
 What counts as a refusal: the model declines the request (policy, safety, privacy, "I can't do
 that"), including declines that offer an alternative. An answer with a caveat ("I can't give legal
