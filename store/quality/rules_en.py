@@ -75,23 +75,33 @@ _VETOES = (
     re.compile(r"\benough\b"),  # "I cannot recommend it highly enough"
     re.compile(r"^i (?:can't|cannot) (?:wait|stress|believe|overstate|emphasi[sz]e|thank|imagine)"),
 )
-EN_1 = RuleSet("en@1", _RULES, _OPENERS, _CLAUSE_SPLIT, _CAVEAT, _VETOES)
+# Every rule above needs one of these (keep it a superset when a rule changes).
+_TRIGGER = re.compile(
+    r"can ?not|can't|\bcant\b|unable|not able|not in a position|won't|will not|not going to|refuse|rather not"
+    r"|not (?:allowed|permitted|authorized|supposed)|prohibited|decline|comfortable|don't|do not|as an ai|something"
+    r"|outside|beyond|for me to|violat|against|breaks|allowed by|only|pass on"
+)
+EN_1 = RuleSet("en@1", _RULES, _OPENERS, _CLAUSE_SPLIT, _CAVEAT, _VETOES, _TRIGGER)
 
 _HEDGE_WORDS = (
     r"might|may|possibly|perhaps|probably|likely|unclear|uncertain|arguably|could be|not necessarily|roughly"
     r"|approximately|in some cases"
 )
-_HEDGING_TABLE = (
-    ("en.hedge.not_sure@1", r"\bi(?:'m| am) (?:not (?:entirely |completely |100% )?(?:sure|certain)|unsure)\b"),
-    ("en.hedge.dont_know@1", r"\bi (?:do not|don't) (?:really )?know\b|\bi have no (?:way of knowing|idea)\b"),
+_HEDGING_TABLE = (  # (id, pattern, hints: substrings every match contains)
+    ("en.hedge.not_sure@1", r"\bi(?:'m| am) (?:not (?:entirely |completely |100% )?(?:sure|certain)|unsure)\b",
+     ("sure", "certain")),
+    ("en.hedge.dont_know@1", r"\bi (?:do not|don't) (?:really )?know\b|\bi have no (?:way of knowing|idea)\b",
+     ("know", "idea")),
     ("en.hedge.cant_be_sure@1", r"\bi (?:can't|cannot) (?:be (?:sure|certain)|say (?:for sure|for certain|definitively)"
-                                r"|guarantee)"),
-    ("en.hedge.it_depends@1", r"(?:^|[.!?] )it (?:really |all )?depends\b"),
+                                r"|guarantee)", ("can't", "cannot")),
+    ("en.hedge.it_depends@1", r"(?:^|[.!?] )it (?:really |all )?depends\b", ("depends",)),
     ("en.hedge.not_a_professional@1", r"\bi(?:'m| am) not an? (?:doctor|lawyer|attorney|financial (?:adviser|advisor)"
-                                      r"|medical professional|expert)\b"),
+                                      r"|medical professional|expert)\b", ("not a",)),
     ("en.hedge.may_be_wrong@1", r"\bi (?:may|might|could) be (?:wrong|mistaken)\b"
-                                r"|\btake (?:this|that) with a grain of salt"),
-    # Piled-up caveats: four or more hedge words in the first ~300 characters.
-    ("en.hedge.caveats@1", rf"(?:.*?\b(?:{_HEDGE_WORDS})\b){{4}}"),
+                                r"|\btake (?:this|that) with a grain of salt", ("wrong", "mistaken", "grain")),
 )  # fmt: skip
-HEDGING_EN_1 = tuple(Rule(rule_id, re.compile(pattern, re.S)) for rule_id, pattern in _HEDGING_TABLE)
+HEDGING_EN_1 = (
+    *(Rule(rule_id, re.compile(pattern), hints=hints) for rule_id, pattern, hints in _HEDGING_TABLE),
+    # Piled-up caveats: four or more hedge words in the first ~300 characters.
+    Rule("en.hedge.caveats@1", re.compile(rf"\b(?:{_HEDGE_WORDS})\b"), min_count=4),
+)
