@@ -86,7 +86,8 @@ def main() -> None:
         normalize.assess_call = assess
     load = os.getloadavg()[0]
     print(
-        f"{len(texts)} outputs ({len(json_texts)} JSON), {args.repeat} passes, load average {load:.1f} on {os.cpu_count()} CPUs"
+        f"{len(texts)} outputs ({len(json_texts)} JSON), {args.repeat} passes, "
+        f"load average {load:.1f} on {os.cpu_count()} CPUs (figures grow with it)"
     )
     for name, micros in figures.items():
         print(f"{name:<42} {micros:8.1f} µs/call")
