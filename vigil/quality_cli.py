@@ -40,9 +40,11 @@ def _run_eval(args: argparse.Namespace) -> int:
     if args.split and args.split not in results:
         print(f"vigil: no split {args.split!r} in {args.file}; found: {', '.join(sorted(results))}", file=sys.stderr)
         return 2
-    shown = [results[args.split]] if args.split else [results[s] for s in sorted(results) if s != "all"]
-    if not args.split and len(results) > 2:
-        shown.append(results["all"])
+    splits = [s for s in sorted(results) if s != "all"]
+    if args.split:
+        shown = [results[args.split]]
+    else:  # every split, then all of them together when there is more than one
+        shown = [results[s] for s in splits] + ([results["all"]] if len(splits) != 1 else [])
     print(f"{'split':<10}{'n':>5}{'tp':>5}{'fp':>5}{'fn':>5}{'tn':>5}{'precision':>11}{'recall':>8}{'f1':>7}")
     for r in shown:
         n = r.tp + r.fp + r.fn + r.tn

@@ -136,16 +136,19 @@ def _head(text: str | None) -> str:
 
 
 def _clauses(head: str, rule_set: RuleSet) -> Iterator[tuple[str, str]]:
-    """(clause, the clause after its "but") for the first two sentences, openers stripped."""
+    """(clause, the clause after it when a "but" joins them) for the first two sentences, openers stripped."""
     for sentence in _SENTENCE_END.split(head, maxsplit=2)[:2]:
         sentence = _SPACES.sub(" ", sentence).strip()
-        parts = rule_set.clause_split.split(sentence)
-        for index, clause in enumerate(parts):
+        # split() with one group interleaves: clause, turn-or-None, clause, turn-or-None, ...
+        pieces = rule_set.clause_split.split(sentence)
+        clauses, turns = pieces[0::2], pieces[1::2]
+        for index, clause in enumerate(clauses):
             opener = rule_set.openers.match(clause)
             while opener and opener.end():  # openers stack: "Sorry, unfortunately, ..."
                 clause = clause[opener.end() :]
                 opener = rule_set.openers.match(clause)
-            yield clause, parts[index + 1] if index + 1 < len(parts) else ""
+            turned = index < len(turns) and turns[index] is not None
+            yield clause, clauses[index + 1] if turned else ""
 
 
 def _lexical(head: str, rule_set: RuleSet, matcher: re.Pattern[str]) -> str | None:

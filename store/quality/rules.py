@@ -20,7 +20,7 @@ class RuleSet:
     name: str  # "<lang>@<version>", what `[quality] refusal_rule_sets` names
     rules: tuple[Rule, ...]
     openers: re.Pattern[str]  # stripped from a clause start: "i'm sorry, but ", "unfortunately, "
-    clause_split: re.Pattern[str]  # where a sentence turns: ", but "
+    clause_split: re.Pattern[str]  # where clauses part; group 1 marks a turn (", but ") the caveat test reads
     caveat: re.Pattern[str]  # the clause after "but" is an answer, not an offer of something else
     vetoes: tuple[re.Pattern[str], ...]  # a clause matching one of these is never a refusal
     # Words one of the rules needs: a head without any is no refusal, and most answers stop here.
