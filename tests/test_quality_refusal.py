@@ -168,3 +168,19 @@ def test_eval_sets_in_other_spellings_load(tmp_path) -> None:
     ]
     result = evaluate(rows)["all"]
     assert (result.tp, result.fp, result.fn, result.tn) == (1, 0, 0, 1)
+
+
+def test_explain_command(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["quality", "explain", "Unfortunately, I won't write that review for you."])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "refused           True\nrefusal_rule      en.wont@1\n" in out
+    config = tmp_path / "vigil.toml"
+    config.write_text('[quality]\ndisabled_rules = ["en.wont@1"]\n')
+    with pytest.raises(SystemExit):
+        main(["quality", "explain", "--config", str(config), "Unfortunately, I won't write that review for you."])
+    assert "refused           False\n" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["quality", "explain", "--finish-reason", "content_filter", ""])
+    assert "refusal_rule      finish_reason:content_filter\n" in capsys.readouterr().out
