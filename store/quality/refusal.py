@@ -37,7 +37,7 @@ RULE_SETS: dict[str, RuleSet] = {EN_1.name: EN_1}
 HEDGING_SETS: dict[str, tuple[Rule, ...]] = {EN_1.name: HEDGING_EN_1}
 _QUOTES = "\"'“‘«„`>"
 _MARKUP = re.compile(r"^[\s*_#>~-]+")
-_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "\u00a0": " "})
+_APOSTROPHES = (("’", "'"), ("‘", "'"), ("`", "'"), ("\u00a0", " "))
 _SPACES = re.compile(r"\s+")
 _QUOTED = re.compile(r'"[^"\n]{0,300}"|“[^”\n]{0,300}”')  # a refusal quoted in an answer is not the model's own
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -109,10 +109,12 @@ def detect_hedging(text: str | None, *, rules: Rules | None = None) -> str | Non
     if not head:
         return None
     for rule in (rules or DEFAULT_RULES).hedging:
-        if rule.hints and not any(hint in head for hint in rule.hints):
+        if rule.min_count == 1 and rule.hints and not any(hint in head for hint in rule.hints):
             continue  # a substring test is ~50x cheaper than a regex search that cannot match
         if rule.min_count > 1:
-            if len(rule.pattern.findall(head)) >= rule.min_count:
+            # Every match contains a hint, so fewer hint occurrences than min_count cannot fire.
+            enough = sum(head.count(hint) for hint in rule.hints) >= rule.min_count
+            if enough and len(rule.pattern.findall(head)) >= rule.min_count:
                 return rule.id
         elif rule.pattern.search(head):
             return rule.id
@@ -132,7 +134,10 @@ def _head(text: str | None) -> str:
         return ""
     if '"' in head or "“" in head:
         head = _QUOTED.sub("«quote»", head)
-    return head.translate(_APOSTROPHES).lower()
+    for fancy, plain in _APOSTROPHES:
+        if fancy in head:  # str.replace only where needed: translate() walks every character in Python
+            head = head.replace(fancy, plain)
+    return head.lower()
 
 
 def _clauses(head: str, rule_set: RuleSet) -> Iterator[tuple[str, str]]:
@@ -152,7 +157,7 @@ def _clauses(head: str, rule_set: RuleSet) -> Iterator[tuple[str, str]]:
 
 
 def _lexical(head: str, rule_set: RuleSet, matcher: re.Pattern[str]) -> str | None:
-    if not rule_set.trigger.search(head):
+    if not any(word in head for word in rule_set.trigger):
         return None
     for clause, rest in _clauses(head, rule_set):
         found = matcher.match(clause)

@@ -23,5 +23,5 @@ class RuleSet:
     clause_split: re.Pattern[str]  # where clauses part; group 1 marks a turn (", but ") the caveat test reads
     caveat: re.Pattern[str]  # the clause after "but" is an answer, not an offer of something else
     vetoes: tuple[re.Pattern[str], ...]  # a clause matching one of these is never a refusal
-    # Words one of the rules needs: a head without any is no refusal, and most answers stop here.
-    trigger: re.Pattern[str] = re.compile("")
+    # Substrings one of the rules needs: a head without any is no refusal, and most answers stop here.
+    trigger: tuple[str, ...] = ("",)

@@ -87,12 +87,13 @@ _VETOES = (
     re.compile(r"\benough\b"),  # "I cannot recommend it highly enough"
     re.compile(r"^i (?:can't|cannot) (?:wait|stress|believe|overstate|emphasi[sz]e|thank|imagine)"),
 )
-# Every rule above needs one of these (keep it a superset when a rule changes).
-_TRIGGER = re.compile(
-    r"can ?not|can't|\bcant\b|unable|not able|not in a position|won't|will not|not going to|refuse|rather not"
-    r"|not (?:allowed|permitted|authorized|supposed)|prohibited|decline|comfortable|don't|do not|as an ai|something"
-    r"|outside|beyond|for me to|violat|against|breaks|allowed by|only|pass on|prefer not|not within|not a "
-)
+# Every rule above contains one of these substrings (keep it so when a rule changes).
+_TRIGGER = (
+    "cannot", "can not", "can't", "cant", "unable", "not able", "not in a position", "won't", "will not",
+    "not going to", "refuse", "rather not", "prefer not", "not allowed", "not permitted", "not authorized",
+    "not supposed", "prohibited", "decline", "comfortable", "don't", "do not", "as an ai", "something", "not a ",
+    "outside", "beyond", "for me to", "violat", "against", "breaks", "allowed by", "only", "pass on", "not within",
+)  # fmt: skip
 EN_1 = RuleSet("en@1", _RULES, _OPENERS, _CLAUSE_SPLIT, _CAVEAT, _VETOES, _TRIGGER)
 
 _HEDGE_WORDS = (
@@ -115,5 +116,7 @@ _HEDGING_TABLE = (  # (id, pattern, hints: substrings every match contains)
 HEDGING_EN_1 = (
     *(Rule(rule_id, re.compile(pattern), hints=hints) for rule_id, pattern, hints in _HEDGING_TABLE),
     # Piled-up caveats: four or more hedge words in the first ~300 characters.
-    Rule("en.hedge.caveats@1", re.compile(rf"\b(?:{_HEDGE_WORDS})\b"), min_count=4),
+    Rule(
+        "en.hedge.caveats@1", re.compile(rf"\b(?:{_HEDGE_WORDS})\b"), min_count=4, hints=tuple(_HEDGE_WORDS.split("|"))
+    ),
 )
