@@ -16,7 +16,6 @@ when no compaction is due, or again afterwards.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from store.pricing import Pricer, changed_rows
-from store.writer import PARQUET_OPTIONS, fsync_dir, table_dir
+from store.writer import replace_file, table_dir
 
 
 @dataclass
@@ -62,19 +61,7 @@ def reprice_file(path: Path, pricer: Pricer, summary: RepriceSummary) -> bool:
     summary.calls += after.num_rows
     summary.changed += changed
     summary.by_source.update(after["cost_source"].to_pylist())
-    if not changed:
+    if not changed or not replace_file(path, after, "reprice"):
         return False
-    tmp = path.with_name(f".{path.name}.reprice.tmp")  # `.*.tmp`: cleaned up after a crash
-    try:
-        with open(tmp, "wb") as sink:
-            pq.write_table(after, sink, **PARQUET_OPTIONS)
-            sink.flush()
-            os.fsync(sink.fileno())
-        if not path.exists():  # compaction deleted it meanwhile: do not bring it back
-            return False
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    fsync_dir(path.parent)
     summary.rewritten += 1
     return True

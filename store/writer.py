@@ -56,6 +56,25 @@ def write_file(folder: Path, data: pa.Table, tag: str = "") -> Path:
     return final
 
 
+def replace_file(path: Path, data: pa.Table, tag: str) -> bool:
+    """Rewrite one stored file in place: written beside it under a hidden temporary name, fsynced,
+    then `os.replace`d over it, so a reader sees the old file or the new one, never half of one.
+    False (and nothing written) when the file vanished meanwhile (compaction merged it)."""
+    tmp = path.with_name(f".{path.name}.{tag}.tmp")  # `.*.tmp`: cleaned up after a crash
+    try:
+        with open(tmp, "wb") as sink:
+            pq.write_table(data, sink, **PARQUET_OPTIONS)
+            sink.flush()
+            os.fsync(sink.fileno())
+        if not path.exists():  # do not bring a merged-away file back
+            return False
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return True
+
+
 def fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:

@@ -207,6 +207,13 @@ def test_event_sourced_content_gets_quality_columns(collector: Collector, config
     assert rows["json_bad"]["validation_status"] == "fail"
     assert rows["json_bad"]["validation_error"].startswith("output is not valid JSON")
     assert rows["refuses"]["validation_status"] is None
+    # Recomputing with the same rules changes nothing, in llm_messages as in llm_calls.
+    from store.quality.recompute import recompute_store
+    from store.quality.refusal import DEFAULT_RULES
+
+    summary = recompute_store(Path(data_dir), DEFAULT_RULES)
+    assert summary.files >= 2 and summary.rows >= 2 * len(choices)
+    assert (summary.changed, summary.rewritten) == (0, 0)
 
 
 def test_quality_config_reaches_the_decode_workers(tmp_path: Path) -> None:
@@ -225,3 +232,38 @@ def test_quality_config_reaches_the_decode_workers(tmp_path: Path) -> None:
     assert rows["lexical"]["refused"] is False, "its rule is switched off"
     assert rows["provider"]["refusal_rule"] == "provider:refusal_field", "provider signals are no lexical rule"
     assert rows["hedged"]["hedging_rule"] is None
+
+
+def test_recompute_applies_new_rules_to_stored_calls(tmp_path: Path, capsys) -> None:
+    """Stored under rules with en.cannot_assist@1 off; `vigil quality recompute` with the defaults flags it."""
+    import pyarrow.parquet as pq
+    import pytest
+
+    from vigil.cli import main
+
+    data_dir = tmp_path / "data"
+    settings = {"http_listen": "127.0.0.1:0", "grpc_listen": "127.0.0.1:0", "flush_interval_s": 0.2}
+    settings |= {"metrics_log_interval_s": 0, "decode_workers": 0}
+    overrides = {"store": {"data_dir": str(data_dir)}, "collector": settings}
+    off = load_config(env={}, overrides=overrides | {"quality": {"disabled_rules": ("en.cannot_assist@1",)}})
+    with Collector(off) as running:
+        _send_spans(running.grpc_port, CALLS)
+        _rows(data_dir, len(CALLS))
+    # A file written before the quality columns existed: drop them from one file.
+    files = sorted((data_dir / "llm_calls").glob("date=*/part-*.parquet"))
+    old = pq.read_table(files[0], partitioning=None)
+    pq.write_table(old.drop_columns(["refused", "refusal_rule", "output_signature"]), files[0])
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["quality", "recompute", "--data-dir", str(data_dir)])
+    assert exit_.value.code == 0
+    assert "calls refused" in capsys.readouterr().out
+    rows = _rows(data_dir, len(CALLS))
+    assert (rows["lexical"]["refused"], rows["lexical"]["refusal_rule"]) == (True, "en.cannot_assist@1")
+    assert rows["provider"]["refusal_rule"] == "provider:refusal_field"
+    assert rows["app_fail"]["validation_error"] == "application reported: answer not in allowed cities"
+    assert rows["schema_bad"]["validation_status"] == "fail", "the schema is read again from request_params"
+    assert all(row["output_signature"] is not None for row in rows.values())
+    with pytest.raises(SystemExit):
+        main(["quality", "recompute", "--data-dir", str(data_dir)])
+    assert "0 changed (0 files rewritten)" in capsys.readouterr().out, "a second run finds nothing to change"

@@ -27,6 +27,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     evals.add_argument("--split", help="only this split (e.g. dev or heldout; default: every split and all)")
     evals.add_argument("--show", type=int, default=50, help="misclassified outputs to print (default 50)")
     evals.set_defaults(run=_run_eval)
+    recompute = sub.add_parser(
+        "recompute",
+        help="recompute the quality columns of stored calls (after [quality] changes)",
+        description="Rewrite the refusal, hedging, signature and validation columns of every stored LLM call and "
+        "GenAI output message with the current [quality] rules. Files are replaced atomically; queries keep working.",
+    )
+    recompute.add_argument("--data-dir", metavar="DIR", help="folder of the Parquet store (default ./vigil-data)")
+    recompute.add_argument("--config", metavar="FILE", help="TOML config with the [quality] rules to apply")
+    recompute.set_defaults(run=_run_recompute)
     explain = sub.add_parser(
         "explain",
         help="show the quality signals of one output",
@@ -64,6 +73,21 @@ def _run_eval(args: argparse.Namespace) -> int:
             f"{r.split:<10}{n:>5}{r.tp:>5}{r.fp:>5}{r.fn:>5}{r.tn:>5}{r.precision:>11.3f}{r.recall:>8.3f}{r.f1:>7.3f}"
         )
     _print_misclassified(shown[-1], args.show)
+    return 0
+
+
+def _run_recompute(args: argparse.Namespace) -> int:
+    from store.quality.recompute import recompute_store
+    from vigil.cli import _existing_store, _progress  # the CLI's shared helpers (imported once it runs)
+
+    config = load_config(args.config, overrides={"store": {"data_dir": args.data_dir}})
+    quality = config.quality
+    rules = compile_rules(quality.refusal_rule_sets, quality.disabled_rules, quality.hedging)
+    summary = recompute_store(_existing_store(config), rules, _progress("recomputed {done}/{total} files"))
+    print(
+        f"recomputed {summary.rows} rows in {summary.files} files: {summary.changed} changed "
+        f"({summary.rewritten} files rewritten); {summary.refused} calls refused"
+    )
     return 0
 
 
