@@ -307,3 +307,13 @@ def test_a_failing_webhook_is_reported_not_fatal(tmp_path: Path, store: Path, ho
     assert "webhook slow" in out.stderr and "HTTP 503" in out.stderr
     [delivery] = json.loads(out.stdout)["webhooks"]
     assert (delivery["delivered"], delivery["attempts"]) == (False, 2)
+
+
+def test_every_metric_is_a_documented_named_query() -> None:
+    from store.queries import load
+
+    readme = (ROOT / "README.md").read_text()
+    for name, metric in METRICS.items():
+        header = " ".join(line for line in load(metric.query).splitlines() if line.startswith("--"))
+        assert metric.column in header and metric.samples in header, f"{metric.query}.sql does not declare them"
+        assert f"`{name}`" in readme and f"`{metric.query}.sql`" in readme, f"README does not list {name}"
