@@ -17,6 +17,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from store.quality.refusal import compile_rules
+
 ENV_PREFIX = "VIGIL"
 _TYPE_NAMES = {int: "whole number", float: "number", bool: "boolean (true/false)", str: "string"}
 
@@ -106,6 +108,16 @@ class BudgetsConfig:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    # Lexical refusal rule sets applied at ingest, "<language>@<version>" (see store/quality/rules_en.py).
+    refusal_rule_sets: tuple[str, ...] = ("en@1",)
+    # Refusal or hedging rule ids to switch off, e.g. ["en.only_scope@1"] for a bot whose answers start that way.
+    disabled_rules: tuple[str, ...] = ()
+    # Compute the weaker hedging signal ("I'm not sure", "it depends") into llm_calls.hedging_rule.
+    hedging: bool = True
+
+
+@dataclass(frozen=True)
 class DriftConfig:
     # Calls each side of a comparison needs before anything is called drift (below: insufficient_data).
     min_samples: int = 50
@@ -153,6 +165,7 @@ class Config:
     pricing: PricingConfig = field(default_factory=PricingConfig)
     outcomes: OutcomesConfig = field(default_factory=OutcomesConfig)
     budgets: BudgetsConfig = field(default_factory=BudgetsConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
     alerts: tuple[AlertRule, ...] = ()  # [[alerts]] in the TOML file only (a list of tables has no env form)
@@ -173,6 +186,7 @@ class Config:
             raise ConfigError("collector.flush_interval_s must be > 0 (seconds between Parquet flushes)")
         if self.collector.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("collector.log_level must be one of DEBUG, INFO, WARNING, ERROR")
+        _validate_quality(self.quality)
         if self.drift.min_samples < 1 or self.alerting.min_samples < 1:
             raise ConfigError("drift.min_samples and alerting.min_samples must be at least 1")
         if self.alerting.webhook_timeout_s <= 0 or self.alerting.webhook_retries < 0:
@@ -181,6 +195,13 @@ class Config:
         parse_range(self.drift.current, "drift.current")
         _validate_rules(self.alerts)
         return self
+
+
+def _validate_quality(quality: QualityConfig) -> None:
+    try:
+        compile_rules(quality.refusal_rule_sets, quality.disabled_rules, quality.hedging)
+    except ValueError as exc:
+        raise ConfigError(f"[quality] {exc}") from None
 
 
 def _validate_rules(rules: tuple[AlertRule, ...]) -> None:

@@ -92,6 +92,7 @@ def _service(root: Path, service: str, profile: dict, first: int, tasks: int = 4
                     cost_source="table",
                     status="error" if i < tasks * profile["errors"] else "ok",
                     refused=i >= tasks * (1 - profile["refused"]),
+                    refusal_rule="en.cannot_assist@1" if i >= tasks * (1 - profile["refused"]) else None,
                     validation_status="fail" if i < tasks * profile["validation_fail"] else "pass",
                     output_length=profile["length"] if changed else GOOD["length"],
                     output_keys=["answer"],
