@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from store.config import Config, ConfigError, load_config
+from vigil import sim_cli
 
 logger = logging.getLogger("vigil")
 
@@ -131,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
         "--demo", action=argparse.BooleanOptionalAction, default=True, help="load the demo into an empty store"
     )
     up.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sim_cli.add_up_arguments(up)
     up.set_defaults(run=_run_up)
 
     dashboards = commands.add_parser(
@@ -141,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     _common(dashboards)
     dashboards.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1 (default 8501)")
     dashboards.set_defaults(run=_run_dashboards)
+    sim_cli.add_commands(commands)
     return parser
 
 
@@ -192,7 +195,7 @@ def _run_up(args: argparse.Namespace) -> int:
     from vigil.up import run_up
 
     config = _serving_config(args)
-    return run_up(config, args.config, args.dashboards_port, args.demo)
+    return run_up(config, args.config, args.dashboards_port, args.demo, args.sim_llm_listen)
 
 
 def _run_dashboards(args: argparse.Namespace) -> int:
