@@ -18,7 +18,8 @@ from typing import Any
 from replay.sim_values import TOPIC, example_value, topic_of
 
 REFUSAL = "I'm sorry, but I can't help with that."
-BASE_REFUSAL_RATE = 0.02
+# Other requests are refused only under a strict system prompt, so a replay under an unchanged prompt
+# shows no refusal noise and a stricter prompt shows its own effect.
 STRICT_REFUSAL_RATE = 0.22
 # Wording that makes a system prompt strict (case-insensitive). The demo's support-answer v3 has two.
 STRICT_PHRASES = (
@@ -108,10 +109,10 @@ def answer(body: dict[str, Any], model: str, index: int = 0) -> Choice:
     labels = _labels(system)
     if labels:
         return Choice(content=_classify(labels, user))
-    # The refusal roll ignores the system prompt: a stricter prompt only raises the bar, so every
-    # conversation refused under a lax prompt is refused under a strict one too.
-    rate = STRICT_REFUSAL_RATE if any(p in system.lower() for p in STRICT_PHRASES) else BASE_REFUSAL_RATE
-    if HARMFUL.search(user) or roll("refusal", seed) < rate:
+    # The refusal roll ignores the system prompt, so the same conversations are refused under any
+    # strict prompt, and a prompt change alone decides whether they are.
+    strict = any(p in system.lower() for p in STRICT_PHRASES)
+    if HARMFUL.search(user) or (strict and roll("refusal", seed) < STRICT_REFUSAL_RATE):
         structured = (body.get("response_format") or {}).get("type") == "json_schema"
         return Choice(refusal=REFUSAL) if structured else Choice(content=REFUSAL)
     tool_call = _tool_call(body, messages, user, seed)
@@ -186,11 +187,24 @@ def _keys_named(messages: list[dict[str, Any]]) -> tuple[str, ...]:
         if quoted:
             return tuple(dict.fromkeys(quoted))
         match = _KEYS_NAMED.search(text)
-        if match:
-            words = [_IDENT.match(w) for w in re.split(r"\s*(?:,|\band\b)\s*", match.group(1).strip())]
-            if words and all(words):
-                return tuple(dict.fromkeys(w.group(1) for w in words))
+        keys = _leading_names(match.group(1)) if match else []
+        if len(keys) >= 2:  # one word after "keys" is more likely prose than a list
+            return tuple(dict.fromkeys(keys))
     return ()
+
+
+def _leading_names(text: str) -> list[str]:
+    """The identifiers of a list like "a, b and c about the outage": up to the first part that is not one."""
+    names = []
+    for part in re.split(r"\s*(?:,|\band\b|\bor\b)\s*", text.strip()):
+        words = part.split()
+        name = _IDENT.match(words[0]) if words else None
+        if name is None:
+            break
+        names.append(name.group(1))
+        if len(words) > 1:
+            break
+    return names
 
 
 def _prose(user: str, seed) -> str:

@@ -13,9 +13,9 @@ The rules, in order (replay/sim_answers.py; every "roll" is a SHA-256 of the req
    as a word in the user's message, else the last label (the demo's triage call: "order"/"other").
 2. Refuse. A request for someone else's account or personal data ("ex-partner's account", "home
    address of", "hack into") is always refused with "I'm sorry, but I can't help with that.". Other
-   conversations are refused at 2%, or at 22% when the system prompt has strict-policy wording
-   (STRICT_PHRASES: "never discuss", "if in doubt, refuse", "you must not", ...). The roll ignores
-   the system prompt, so a stricter prompt only adds refusals. With a json_schema response format
+   conversations are refused only when the system prompt has strict-policy wording (STRICT_PHRASES:
+   "never discuss", "if in doubt, refuse", "you must not", ...): 22% of them, picked by a roll that
+   ignores the system prompt, so any strict prompt refuses the same ones. With a json_schema format
    the refusal goes in `message.refusal` (content null), as OpenAI's structured outputs do.
 3. Call a tool. With `tools`, a forced `tool_choice` calls that tool ("required": the one the user's
    message names, else the first); "auto" calls a tool whose name the user's message mentions,
@@ -31,7 +31,7 @@ The rules, in order (replay/sim_answers.py; every "roll" is a SHA-256 of the req
 Usage counts are estimates: about 4 characters a token plus OpenAI's per-message overhead;
 `max_tokens` / `max_completion_tokens` truncate the content with finish_reason "length".
 So for the demo (sample_data/demo/README.md): replaying support-bot's v2 calls with prompt
-support-answer v3 (strict wording) raises refusals from ~2% to ~22%, and replaying research-agent's
+support-answer v3 (strict wording) raises refusals from ~2% (the harmful asks) to ~24%, and replaying research-agent's
 calls recorded on gpt-4o-2024-08-06 against `gpt-4o` returns the other JSON shape.
 """
 
@@ -158,6 +158,7 @@ def _limit(choice: Choice, body: dict[str, Any]) -> Choice:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall
     server: _Server
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
