@@ -52,7 +52,6 @@ from replay.sim_requests import ApiError, check_request
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_LISTEN = "127.0.0.1:8600"
 FINGERPRINT = "fp_vigil_simulator"
 MAX_BODY_BYTES = 8 * 1024 * 1024
 # Model names served → the snapshot that answers (aliases resolve as OpenAI's did on the demo's last day).

@@ -7,11 +7,15 @@ import logging
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
-from replay.simulator import DEFAULT_LISTEN, MODELS, SimulatedLLM
 from store.config import ConfigError
 
+if TYPE_CHECKING:  # imported where used: every `vigil` command builds this parser, few run the simulator
+    from replay.simulator import SimulatedLLM
+
 logger = logging.getLogger(__name__)
+DEFAULT_LISTEN = "127.0.0.1:8600"  # clear of OTLP's 4317/4318 and Streamlit's 8501
 # Simulated speed: enough for latency and time-to-first-token charts to show something.
 FIRST_TOKEN_MS, TOKEN_MS = 150.0, 5.0
 
@@ -45,6 +49,8 @@ def parse_listen(listen: str, flag: str = "--listen") -> tuple[str, int]:
 
 
 def run_sim_llm(args: argparse.Namespace) -> int:
+    from replay.simulator import MODELS, SimulatedLLM
+
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     models = dict(MODELS) | {name: "vigil-sim" for name in args.model if name not in MODELS}
     try:
@@ -76,6 +82,8 @@ def add_up_arguments(up: argparse.ArgumentParser) -> None:
 
 def simulator_for_up(listen: str | None) -> SimulatedLLM:
     """The simulator for `vigil up --demo` (not started): on `listen`, else the default address, else any free port."""
+    from replay.simulator import SimulatedLLM
+
     speed = {"first_token_s": FIRST_TOKEN_MS / 1000, "token_delay_s": TOKEN_MS / 1000}
     try:
         host, port = parse_listen(listen or DEFAULT_LISTEN, "--sim-llm-listen")
