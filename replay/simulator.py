@@ -42,6 +42,7 @@ import json
 import logging
 import re
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -267,6 +268,13 @@ class _Server(ThreadingHTTPServer):
     first_token_s: float
     token_delay_s: float
     stopping: threading.Event
+
+    def handle_error(self, request, client_address) -> None:
+        """A client that hangs up (closing its pool, giving up on a stream) is routine, not a traceback."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            logger.debug("client %s hung up", client_address)
+        else:
+            logger.exception("request from %s failed", client_address)
 
 
 def check_loopback(host: str) -> str:
