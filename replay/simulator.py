@@ -40,7 +40,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import re
 import socket
 import sys
 import threading
@@ -48,12 +47,13 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from replay.sim_answers import Choice, answer, estimate_tokens, prompt_tokens, roll
 from replay.sim_requests import ApiError, check_request
+from replay.sim_responses import FINGERPRINT, completion, completion_chunks
+
+__all__ = ["FINGERPRINT", "MODELS", "SimulatedLLM", "check_loopback"]
 
 logger = logging.getLogger(__name__)
 
-FINGERPRINT = "fp_vigil_simulator"
 MAX_BODY_BYTES = 8 * 1024 * 1024
 # Model names served → the snapshot that answers (aliases resolve as OpenAI's did on the demo's last day).
 MODELS = {
@@ -70,90 +70,6 @@ MODELS = {
     "claude-sonnet-4-20250514": "claude-sonnet-4-20250514",
     "vigil-sim": "vigil-sim",
 }
-
-
-def completion(body: dict[str, Any], model: str, created: int) -> dict[str, Any]:
-    """The `chat.completion` object for a checked request (no waiting)."""
-    choices = [_limit(answer(body, model, i), body) for i in range(body.get("n") or 1)]
-    return {
-        "id": _completion_id(body, model),
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "system_fingerprint": FINGERPRINT,
-        "choices": [
-            {"index": i, "message": _message(c), "logprobs": None, "finish_reason": c.finish_reason}
-            for i, c in enumerate(choices)
-        ],
-        "usage": _usage(body, choices),
-    }
-
-
-def completion_chunks(body: dict[str, Any], model: str, created: int):
-    """(chunk, tokens in it) pairs of a streamed completion, the usage chunk last when asked for."""
-    choices = [_limit(answer(body, model, i), body) for i in range(body.get("n") or 1)]
-    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    base = {"id": _completion_id(body, model), "object": "chat.completion.chunk", "created": created,
-            "model": model, "system_fingerprint": FINGERPRINT}  # fmt: skip
-    extra = {"usage": None} if include_usage else {}
-
-    def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return base | {"choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}]} | extra
-
-    for i, choice in enumerate(choices):
-        yield chunk(i, {"role": "assistant", "content": "" if choice.content is not None else None}), 0
-        for piece in re.findall(r"\S+\s*|\s+", choice.content or ""):
-            yield chunk(i, {"content": piece}), estimate_tokens(piece)
-        if choice.refusal:
-            yield chunk(i, {"refusal": choice.refusal}), estimate_tokens(choice.refusal)
-        for n, call in enumerate(choice.tool_calls):
-            head = {"index": n, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"],
-                                                                                   "arguments": ""}}  # fmt: skip
-            yield chunk(i, {"tool_calls": [head]}), 0
-            arguments = call["function"]["arguments"]
-            yield (
-                chunk(i, {"tool_calls": [{"index": n, "function": {"arguments": arguments}}]}),
-                estimate_tokens(arguments),
-            )
-        yield chunk(i, {}, choice.finish_reason), 0
-    if include_usage:
-        yield base | {"choices": [], "usage": _usage(body, choices)}, 0
-
-
-def _completion_id(body: dict[str, Any], model: str) -> str:
-    return f"chatcmpl-sim{int(roll('id', model, body) * 2**64):016x}"
-
-
-def _message(choice: Choice) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": choice.content, "refusal": choice.refusal}
-    if choice.tool_calls:
-        message["tool_calls"] = choice.tool_calls
-    return message | {"annotations": []}
-
-
-def _completion_tokens(choice: Choice) -> int:
-    arguments = "".join(c["function"]["arguments"] for c in choice.tool_calls)
-    return estimate_tokens((choice.content or "") + (choice.refusal or "") + arguments) + 1
-
-
-def _usage(body: dict[str, Any], choices: list[Choice]) -> dict[str, Any]:
-    prompt, completion_tokens = prompt_tokens(body), sum(_completion_tokens(c) for c in choices)
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt + completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                      "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
-    }  # fmt: skip
-
-
-def _limit(choice: Choice, body: dict[str, Any]) -> Choice:
-    """Cut the content at max_(completion_)tokens, as a real model stops mid-sentence."""
-    limit = body.get("max_completion_tokens") or body.get("max_tokens")
-    if not limit or choice.content is None or estimate_tokens(choice.content) + 1 <= limit:
-        return choice
-    return Choice(content=choice.content[: max(limit - 1, 0) * 4], finish_reason="length")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -194,7 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
         return {"id": name, "object": "model", "created": 1_700_000_000, "owned_by": "vigil-simulator"}
 
     def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
+        length = self._length()
         if length > MAX_BODY_BYTES:
             self.close_connection = True
             raise ApiError(413, f"Request body of {length} bytes is over the simulator's {MAX_BODY_BYTES} byte limit.")
@@ -203,8 +119,18 @@ class _Handler(BaseHTTPRequestHandler):
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise ApiError(400, "We could not parse the JSON body of your request. Send valid JSON.") from None
 
+    def _length(self) -> int:
+        value = self.headers.get("Content-Length") or "0"
+        if not value.isdigit():
+            self.close_connection = True
+            raise ApiError(400, f"Content-Length {value!r} is not a number of bytes.")
+        return int(value)
+
     def _drain(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = self._length()
+        except ApiError:
+            return
         if length <= MAX_BODY_BYTES:
             self.rfile.read(length)
         else:

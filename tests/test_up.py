@@ -130,9 +130,11 @@ def test_up_loads_demo_serves_dashboards_and_stops_cleanly(tmp_path: Path) -> No
                 assert "Success rate" in dom
         else:
             assert "dashboards not started" in log.read_text()
+        children = _descendants(process.pid)  # Streamlit and the collector's decode workers
     finally:
         process.send_signal(signal.SIGINT)
         out, _ = process.communicate(timeout=60)
+    assert not [pid for pid in children if _alive(pid)], f"left behind: {children}"
     assert process.returncode == 0, log.read_text()
     assert f"export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{grpc_port}" in out
     assert f"export OPENAI_BASE_URL=http://127.0.0.1:{sim_port}/v1 OPENAI_API_KEY=sim" in out
