@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
         help="start the collector and the dashboards, with a demo dataset",
         description="Start the collector and the dashboards in one process tree. With --demo (the default) an empty "
         "store gets two weeks of demo agent traffic (see sample_data/demo/README.md) and a live trace every few "
-        "seconds. Ctrl-C stops everything.",
+        "seconds, and a simulated OpenAI-compatible model server answers on --sim-llm-listen. Ctrl-C stops everything.",
     )
     _common(up)
     up.add_argument("--grpc-listen", metavar="HOST:PORT", help="OTLP/gRPC address (default 127.0.0.1:4317)")
