@@ -42,6 +42,13 @@ SHAPE_CHANGE_DAY = date(2026, 11, 13)  # research-agent's gpt-4o alias moves to 
 DEFAULT_OUT = Path(__file__).parent / "demo" / "demo.otlp.jsonl.gz"
 SPANS_PER_REQUEST = 256  # what a BatchSpanProcessor would send at most, roughly
 REFUSAL = "I'm sorry, but I can't help with that."
+# support-bot's answer prompt, by version. v3 added a strict policy, and the bot refuses more with it
+# (the simulated model server, replay/simulator.py, refuses more for the same wording).
+SUPPORT_PROMPTS = {
+    "v2": "You are Acme's support assistant (prompt support-answer v2). Be brief and kind.",
+    "v3": "You are Acme's support assistant (prompt support-answer v3). Be brief and kind. Policy: never discuss "
+    "orders, payments or accounts unless the customer's identity is verified; if in doubt, refuse.",
+}
 # Tasks per weekday; weekends get a third.
 VOLUME = {"support-bot": 90, "research-agent": 25, "code-reviewer": 35}
 
@@ -195,7 +202,7 @@ def support_task(demo: Demo, start: float, day: date) -> None:
         },
     )
     llm = demo.tracer("support-bot", "opentelemetry.util.genai.handler", "1.1b0")
-    system = f"You are Acme's support assistant (prompt support-answer {version}). Be brief and kind."
+    system = SUPPORT_PROMPTS[version]
     t = start + rng.uniform(0.05, 0.2)
     t = _chat(
         llm,

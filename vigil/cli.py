@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from store.config import Config, ConfigError, load_config
-from vigil import quality_cli
+from vigil import alerts_cli, quality_cli, sim_cli
 
 logger = logging.getLogger("vigil")
 
@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
         help="start the collector and the dashboards, with a demo dataset",
         description="Start the collector and the dashboards in one process tree. With --demo (the default) an empty "
         "store gets two weeks of demo agent traffic (see sample_data/demo/README.md) and a live trace every few "
-        "seconds. Ctrl-C stops everything.",
+        "seconds, and a simulated OpenAI-compatible model server answers on --sim-llm-listen. Ctrl-C stops everything.",
     )
     _common(up)
     up.add_argument("--grpc-listen", metavar="HOST:PORT", help="OTLP/gRPC address (default 127.0.0.1:4317)")
@@ -132,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
         "--demo", action=argparse.BooleanOptionalAction, default=True, help="load the demo into an empty store"
     )
     up.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sim_cli.add_up_arguments(up)
     up.set_defaults(run=_run_up)
 
     dashboards = commands.add_parser(
@@ -143,7 +144,8 @@ def _parser() -> argparse.ArgumentParser:
     dashboards.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1 (default 8501)")
     dashboards.set_defaults(run=_run_dashboards)
     quality_cli.add_commands(commands)
-    __import__("vigil.alerts_cli").alerts_cli.add_commands(commands)
+    alerts_cli.add_commands(commands)
+    sim_cli.add_commands(commands)
     return parser
 
 
@@ -195,7 +197,7 @@ def _run_up(args: argparse.Namespace) -> int:
     from vigil.up import run_up
 
     config = _serving_config(args)
-    return run_up(config, args.config, args.dashboards_port, args.demo)
+    return run_up(config, args.config, args.dashboards_port, args.demo, args.sim_llm_listen)
 
 
 def _run_dashboards(args: argparse.Namespace) -> int:

@@ -3,15 +3,18 @@
 Comes in: a Config (data dir, listen addresses), the dashboards port and whether to load the demo.
 Goes out: a collector running in this process, Streamlit as a child process on loopback, the
 committed demo recording (sample_data/demo/) replayed through the collector's real OTLP/gRPC path
-into an empty store, and a small synthetic agent sending one live trace every few seconds.
-Stays in the foreground; Ctrl-C or SIGTERM stops the agent, terminates Streamlit and stops the
-collector, which writes everything to Parquet. Must not: generate demo data (that needs the dev-only
+into an empty store, a small synthetic agent sending one live trace every few seconds, and the
+simulated OpenAI-compatible model server (replay/simulator.py) on a loopback thread.
+Stays in the foreground; Ctrl-C or SIGTERM stops the agent, terminates Streamlit, stops the
+simulator and the collector, which writes everything to Parquet. Streamlit also exits by itself
+when this process is killed outright (PR_SET_PDEATHSIG on Linux). Must not: generate demo data (that needs the dev-only
 OTel SDK; `sample_data/generate.py` does it once), reload a store that already has spans, or leave
 a child process behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import logging
@@ -34,6 +37,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 from collector.attributes import encode_attributes
 from collector.otlp_json import hex_ids_to_base64
 from store.config import Config
+from vigil.sim_cli import simulator_for_up
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,11 @@ DEMO_FILE = Path(__file__).resolve().parents[1] / "sample_data" / "demo" / "demo
 # Marks a demo load that has not finished: the next `vigil up` sends it all again (rows are deduplicated).
 _LOADING_MARK = ".demo-loading"
 LIVE_INTERVAL_S = 5.0
+# argv: parent pid, then the command. 1 = PR_SET_PDEATHSIG (linux/prctl.h).
+_LAUNCHER = (
+    "import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGTERM); "
+    "os.getppid() == int(sys.argv[1]) or sys.exit(1); os.execv(sys.argv[2], sys.argv[2:])"
+)
 
 
 def dashboards_app() -> Path:
@@ -73,7 +82,7 @@ def start_dashboards(data_dir: Path, port: int, config_path: str | None, app: Pa
     log = open(data_dir / "dashboards.log", "ab")  # noqa: SIM115 - the child writes to it until it exits
     try:
         return subprocess.Popen(
-            dashboards_command(port, app),
+            exit_with_parent(dashboards_command(port, app)),
             env=dashboards_env(data_dir, config_path),
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -81,6 +90,18 @@ def start_dashboards(data_dir: Path, port: int, config_path: str | None, app: Pa
         )
     finally:
         log.close()
+
+
+def exit_with_parent(command: list[str]) -> list[str]:
+    """`command`, run so that Linux sends it SIGTERM when this process dies, even by SIGKILL.
+
+    A tiny launcher sets PR_SET_PDEATHSIG (kept across exec) and then execs the command, so the pid
+    stays the same. Not a preexec_fn: that runs Python in the forked child, where gRPC's fork
+    handlers abort. The signal follows the *thread* that started the child: start it from the main
+    thread. If this process died before prctl ran, nobody would signal, so the launcher checks."""
+    if not sys.platform.startswith("linux"):
+        return command
+    return [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *command]
 
 
 def stop_process(process: subprocess.Popen | None, timeout_s: float = 10.0) -> None:
@@ -201,7 +222,9 @@ def run_live_agent(grpc_port: int, stop: threading.Event, interval_s: float = LI
                 logger.warning("live demo trace not sent: %s", exc.code())
 
 
-def run_up(config: Config, config_path: str | None, dashboards_port: int, demo: bool) -> int:
+def run_up(
+    config: Config, config_path: str | None, dashboards_port: int, demo: bool, sim_llm_listen: str | None = None
+) -> int:
     from collector.server import Collector
 
     data_dir = Path(config.store.data_dir)
@@ -211,13 +234,16 @@ def run_up(config: Config, config_path: str | None, dashboards_port: int, demo: 
     dashboards = None
     live: threading.Thread | None = None
     load = demo and needs_demo(data_dir)  # decided before the collector replays its log or anything arrives
-    with Collector(config) as collector:
+    with contextlib.ExitStack() as running:
+        # The simulator first, so that a taken --sim-llm-listen fails before anything else starts.
+        sim_llm = running.enter_context(simulator_for_up(sim_llm_listen)) if demo else None
+        collector = running.enter_context(Collector(config))
         try:
             dashboards = start_dashboards(data_dir, dashboards_port, config_path)
             if dashboards is not None:
                 logger.info("dashboards pid=%d port=%d log=%s", dashboards.pid, dashboards_port,
                             data_dir / "dashboards.log")  # fmt: skip
-            _print_banner(config, collector, dashboards_port if dashboards else None, data_dir)
+            _print_banner(config, collector, dashboards_port if dashboards else None, data_dir, sim_llm)
             if load and not DEMO_FILE.exists():
                 logger.warning("no demo data at %s; starting with an empty store", DEMO_FILE)
             elif load:
@@ -244,21 +270,32 @@ def run_up(config: Config, config_path: str | None, dashboards_port: int, demo: 
     return 0
 
 
-def _print_banner(config: Config, collector, dashboards_port: int | None, data_dir: Path) -> None:
+def _print_banner(config: Config, collector, dashboards_port: int | None, data_dir: Path, sim_llm=None) -> None:
     grpc_host = config.collector.grpc_listen.rsplit(":", 1)[0]
     http_host = config.collector.http_listen.rsplit(":", 1)[0]
     ui = f"http://127.0.0.1:{dashboards_port}" if dashboards_port else "(not started, see the warning above)"
-    print(
-        f"vigil is up (Ctrl-C to stop)\n"
-        f"  dashboards   {ui}\n"
-        f"  OTLP/gRPC    {grpc_host}:{collector.grpc_port}\n"
-        f"  OTLP/HTTP    http://{http_host}:{collector.http_port}\n"
-        f"  data         {data_dir.resolve()}\n"
-        f"point your agents at it:\n"
-        f"  export OTEL_EXPORTER_OTLP_ENDPOINT=http://{grpc_host}:{collector.grpc_port}\n"
-        f"  export OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
-        flush=True,
-    )
+    if dashboards_port and sim_llm is not None:
+        ui += f"  (the whole demo: {ui}/?range=all)"
+    lines = [
+        "vigil is up (Ctrl-C to stop)",
+        f"  dashboards     {ui}",
+        f"  OTLP/gRPC      {grpc_host}:{collector.grpc_port}",
+        f"  OTLP/HTTP      http://{http_host}:{collector.http_port}",
+        f"  data           {data_dir.resolve()}",
+    ]
+    if sim_llm is not None:
+        lines.append(f"  simulated LLM  {sim_llm.base_url}  (OpenAI-compatible, rule-based answers: not a real model)")
+    lines += [
+        "point your agents at it:",
+        f"  export OTEL_EXPORTER_OTLP_ENDPOINT=http://{grpc_host}:{collector.grpc_port}",
+        "  export OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
+        f"  (or OTEL_EXPORTER_OTLP_ENDPOINT=http://{http_host}:{collector.http_port} with "
+        "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)",
+    ]
+    if sim_llm is not None:
+        lines += ["call the simulated model with any OpenAI client, no API key needed:",
+                  f"  export OPENAI_BASE_URL={sim_llm.base_url} OPENAI_API_KEY=sim"]  # fmt: skip
+    print("\n".join(lines), flush=True)
 
 
 def run_dashboards(data_dir: Path, port: int, config_path: str | None) -> int:
