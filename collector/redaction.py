@@ -1,0 +1,149 @@
+"""Redaction of secrets and personal data in OTLP requests, before they are written anywhere.
+
+Comes in: a parsed Export request and its serialized bytes (gunzipped). Goes out: the same
+request with every matching piece of text replaced by `[REDACTED:<rule>]`, and the hits per
+rule. Runs on the request path before the write-ahead log, so nothing unredacted ever reaches
+the disk. Must not: edit serialized protobuf bytes in place (a changed length would corrupt the
+length prefixes around it), nor cost much on clean requests.
+
+So it works in two steps. One bytes regex (every rule's trigger, ORed) is searched in the raw
+request: no hit, nothing to do, which is the common case. On a hit, the request is walked by
+its descriptors (every string field at any depth: attribute keys and values with nested
+arrays/kvlists, span and event names, status messages, log bodies, resource and scope
+attributes), pruning list items whose own bytes do not trigger; the caller re-serializes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from collector.redaction_rules import RULES, SENSITIVE_KEY, SENSITIVE_KEY_RULE, SENSITIVE_KEY_TRIGGER, Rule
+from store.config import ConfigError, RedactionConfig
+
+_KEY_VALUE = "opentelemetry.proto.common.v1.KeyValue"
+_ANY_VALUE = "opentelemetry.proto.common.v1.AnyValue"
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    rule: Rule
+    pattern: re.Pattern[str]
+    trigger: re.Pattern[str]
+    context: re.Pattern[str] | None
+
+
+def rule_names() -> list[str]:
+    return list(dict.fromkeys([rule.name for rule in RULES] + [SENSITIVE_KEY_RULE]))
+
+
+class Redactor:
+    def __init__(self, config: RedactionConfig) -> None:
+        unknown = set(config.disabled_rules) - set(rule_names())
+        if unknown:
+            raise ConfigError(
+                f"redaction.disabled_rules: unknown rule(s) {', '.join(sorted(unknown))}; "
+                f"rules are {', '.join(rule_names())}"
+            )
+        rules = [rule for rule in RULES if rule.name not in config.disabled_rules]
+        rules += [_custom(text) for text in config.custom_rules]
+        self._rules = [
+            _Compiled(
+                rule,
+                re.compile(rule.pattern, re.ASCII | rule.flags),
+                re.compile(rule.trigger, re.ASCII),
+                re.compile(rule.context, re.ASCII) if rule.context else None,
+            )
+            for rule in rules
+        ]
+        self._keys = None if SENSITIVE_KEY_RULE in config.disabled_rules else re.compile(SENSITIVE_KEY, re.ASCII)
+        triggers = [rule.trigger for rule in rules] + ([SENSITIVE_KEY_TRIGGER] if self._keys else [])
+        self._trigger = re.compile("|".join(f"(?:{t})" for t in triggers).encode()) if triggers else None
+
+    def may_match(self, data: bytes) -> bool:
+        """The cheap pre-check: False means no rule can match anywhere in `data`."""
+        return self._trigger is not None and self._trigger.search(data) is not None
+
+    def redact_request(self, request: Message, payload: bytes) -> Counter[str]:
+        """Redact `request` in place; returns hits per rule (empty: nothing was changed)."""
+        hits: Counter[str] = Counter()
+        if self.may_match(payload):
+            self._walk(request, hits)
+        return hits
+
+    def redact_text(self, text: str, hits: Counter[str]) -> str:
+        for compiled in self._rules:
+            if not compiled.trigger.search(text):
+                continue
+            if compiled.context is not None and not compiled.context.search(text):
+                continue
+            text = compiled.pattern.sub(lambda match, c=compiled: _replace(match, c, hits), text)
+        return text
+
+    def _walk(self, message: Message, hits: Counter[str]) -> None:
+        for field, value in message.ListFields():
+            if field.type == FieldDescriptor.TYPE_STRING:
+                if field.is_repeated:
+                    for index, text in enumerate(value):
+                        value[index] = self.redact_text(text, hits)
+                else:
+                    redacted = self.redact_text(value, hits)
+                    if redacted != value:
+                        setattr(message, field.name, redacted)
+            elif field.type == FieldDescriptor.TYPE_MESSAGE:
+                if not field.is_repeated:
+                    self._walk(value, hits)
+                    continue
+                for item in value:
+                    # Prune: most items of a dirty request are clean, and their bytes say so.
+                    if len(value) == 1 or self.may_match(item.SerializeToString()):
+                        self._walk(item, hits)
+            elif field.name == "bytes_value" and message.DESCRIPTOR.full_name == _ANY_VALUE:
+                text = value.decode("utf-8", "replace")
+                redacted = self.redact_text(text, hits)
+                if redacted != text:
+                    message.bytes_value = redacted.encode()
+        if self._keys is not None and message.DESCRIPTOR.full_name == _KEY_VALUE:
+            self._redact_by_key(message, hits)
+
+    def _redact_by_key(self, pair: Message, hits: Counter[str]) -> None:
+        """`db.password = "hunter2"`: the key says it is a secret, whatever the value looks like."""
+        if not self._keys.search(pair.key) or pair.value.WhichOneof("value") not in ("string_value", "bytes_value"):
+            return
+        marker = f"[REDACTED:{SENSITIVE_KEY_RULE}]"
+        current = pair.value.string_value or pair.value.bytes_value.decode("utf-8", "replace")
+        if current and current != marker:
+            pair.value.string_value = marker
+            hits[SENSITIVE_KEY_RULE] += 1
+
+
+def _replace(match: re.Match[str], compiled: _Compiled, hits: Counter[str]) -> str:
+    rule = compiled.rule
+    secret = match.group(rule.group)
+    if secret is None or (rule.check is not None and not rule.check(secret)):
+        return match.group(0)
+    hits[rule.name] += 1
+    marker = f"[REDACTED:{rule.name}]"
+    if rule.group == 0:
+        return marker
+    start, end = match.span(rule.group)
+    offset = match.start()
+    whole = match.group(0)
+    return whole[: start - offset] + marker + whole[end - offset :]
+
+
+def _custom(text: str) -> Rule:
+    name, sep, pattern = text.partition("=")
+    if not sep or not name.strip() or not pattern:
+        raise ConfigError(f'redaction.custom_rules entry {text!r} must be "name=regex"')
+    try:
+        re.compile(pattern)
+        re.compile(pattern.encode())
+    except (re.error, UnicodeEncodeError) as exc:
+        raise ConfigError(f"redaction.custom_rules {name.strip()}: invalid regex: {exc}") from None
+    # The pattern is its own trigger: write it without \b, ^, $ or lookbehinds (see module docstring).
+    return Rule(name.strip(), pattern, pattern)
