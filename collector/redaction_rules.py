@@ -117,7 +117,7 @@ RULES: tuple[Rule, ...] = (
         "credential_assignment",
         r"(?i:\b(?:password|passwd|pwd|passphrase|secret|client[_-]?secret|api[_-]?key|apikey|access[_-]?token"
         r"|auth[_-]?token|refresh[_-]?token|private[_-]?key))[\"']?\s*[:=]\s*[\"']?([^\s\"',;{}\[\]]{6,})",
-        r"(?i:passw|pwd|passphrase|secret|api.?key|token|private.?key)[\"']?\s*[:=]",
+        r"(?i:passw(?:or)?d|pwd|passphrase|secret|api.?key|token|private.?key)[\"']?\s*[:=]",
         group=1,
         check=lambda value: value.lower() not in _NOT_VALUE,
     ),
@@ -128,7 +128,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "payment_card",
-        r"(?<![0-9])(?:[0-9]{4}([ -]?)[0-9]{4}\1[0-9]{4}\1[0-9]{1,7}|[0-9]{4}([ -]?)[0-9]{6}\2[0-9]{4,5})(?![0-9])",
+        r"(?<![0-9+])(?:[0-9]{4}([ -]?)[0-9]{4}\1[0-9]{4}\1[0-9]{1,7}|[0-9]{4}([ -]?)[0-9]{6}\2[0-9]{4,5})(?![0-9])",
         r"[0-9]{4}[ -]?[0-9]{4}",
         check=luhn_card,
     ),
