@@ -58,6 +58,7 @@ def _mixed(text: str) -> bool:
     return any(c.isupper() for c in text) and any(c.islower() for c in text) and any(c.isdigit() for c in text)
 
 
+_AWS_CONTEXT = r"(?:AKIA|ASIA)[A-Z0-9]{16}|\[REDACTED:aws_access_key_id\]|(?i:aws.{0,30}secret|secret.{0,30}aws)"
 _NOT_VALUE = {"true", "false", "null", "none", "required", "optional", "string"}
 
 RULES: tuple[Rule, ...] = (
@@ -79,9 +80,9 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "aws_secret_access_key",
         r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
-        r"(?i:aws)|A(?:KIA|SIA)[A-Z0-9]{16}",
+        _AWS_CONTEXT,
         check=_mixed,
-        context=r"(?i)aws|(?:AKIA|ASIA)[A-Z0-9]{16}",
+        context=_AWS_CONTEXT,
     ),
     Rule(
         "aws_access_key_id",
@@ -129,7 +130,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "payment_card",
         r"(?<![0-9+])(?:[0-9]{4}([ -]?)[0-9]{4}\1[0-9]{4}\1[0-9]{1,7}|[0-9]{4}([ -]?)[0-9]{6}\2[0-9]{4,5})(?![0-9])",
-        r"[0-9]{4}[ -]?[0-9]{4}",
+        r"[0-9]{4}[ -]?[0-9]{4}[ -]?[0-9]{4}[ -]?[0-9]|[0-9]{4}[ -]?[0-9]{6}[ -]?[0-9]{4}",
         check=luhn_card,
     ),
     Rule(
@@ -157,11 +158,9 @@ RULES: tuple[Rule, ...] = (
 
 # Attribute keys whose string values are secrets whatever they look like (`db.password`, `http.request.header.cookie`).
 SENSITIVE_KEY = (
-    r"(?i)(?:^|[._-])(?:password|passwd|pwd|passphrase|secret|client[_-]?secret|api[_-]?key|apikey"
+    r"(?i)(?:^|[._-])(?:password|passwd|passphrase|secret|client[_-]?secret|api[_-]?key|apikey"
     r"|x-api-key|access[_-]?token|refresh[_-]?token|auth[_-]?token|id[_-]?token|session[_-]?token|token"
     r"|authorization|cookie|set-cookie|private[_-]?key|credentials?)$"
 )
-SENSITIVE_KEY_TRIGGER = (
-    r"(?i:passw|pwd|passphrase|secret|api.?key|token(?![s_])|authorization|cookie|private.?key|credential)"
-)
+SENSITIVE_KEY_TRIGGER = r"(?i:passw|passphrase|secret|api.?key|token[^s_]|authorization|cookie|private.?key|credential)"
 SENSITIVE_KEY_RULE = "sensitive_attribute"
