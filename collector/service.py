@@ -104,21 +104,31 @@ class Ingest:
             if hits:
                 self.counters.add(redacted_requests=1, **{f"redacted_{rule}": n for rule, n in hits.items()})
                 changed = True
-        if project is not None:
-            stamp_project(request, project)
+        if project is not None and stamp_project(request, project):
             changed = True
         return request.SerializeToString() if changed else payload
 
 
-def stamp_project(request: Message, project: str) -> None:
-    """Set `vigil.project` on every resource of the request, dropping what the sender claimed."""
+def stamp_project(request: Message, project: str) -> bool:
+    """Set `vigil.project` on every resource, dropping what the sender claimed; False if all were right.
+
+    A sender that already names its key's project (`OTEL_RESOURCE_ATTRIBUTES=vigil.project=NAME`)
+    saves the collector a re-serialization.
+    """
+    changed = False
     for _, resources in request.ListFields():  # resource_spans / resource_logs / resource_metrics
         for item in resources:
             attributes = item.resource.attributes
+            claims = [pair for pair in attributes if pair.key == PROJECT_ATTRIBUTE]
+            if len(claims) == 1 and claims[0].value.WhichOneof("value") == "string_value":
+                if claims[0].value.string_value == project:
+                    continue
             for index in reversed(range(len(attributes))):
                 if attributes[index].key == PROJECT_ATTRIBUTE:
                     del attributes[index]
             attributes.append(KeyValue(key=PROJECT_ATTRIBUTE, value=AnyValue(string_value=project)))
+            changed = True
+    return changed
 
 
 def status_for(exc: Exception) -> tuple[grpc.StatusCode, str, bool]:
