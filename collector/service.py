@@ -119,10 +119,9 @@ def stamp_project(request: Message, project: str) -> bool:
     for _, resources in request.ListFields():  # resource_spans / resource_logs / resource_metrics
         for item in resources:
             attributes = item.resource.attributes
-            claims = [pair for pair in attributes if pair.key == PROJECT_ATTRIBUTE]
-            if len(claims) == 1 and claims[0].value.WhichOneof("value") == "string_value":
-                if claims[0].value.string_value == project:
-                    continue
+            claims = [pair.value for pair in attributes if pair.key == PROJECT_ATTRIBUTE]
+            if len(claims) == 1 and claims[0].WhichOneof("value") == "string_value" and claims[0].string_value == project:
+                continue
             for index in reversed(range(len(attributes))):
                 if attributes[index].key == PROJECT_ATTRIBUTE:
                     del attributes[index]
