@@ -120,7 +120,7 @@ def stamp_project(request: Message, project: str) -> bool:
         for item in resources:
             attributes = item.resource.attributes
             claims = [pair.value for pair in attributes if pair.key == PROJECT_ATTRIBUTE]
-            if len(claims) == 1 and claims[0].WhichOneof("value") == "string_value" and claims[0].string_value == project:
+            if [(c.WhichOneof("value"), c.string_value) for c in claims] == [("string_value", project)]:
                 continue
             for index in reversed(range(len(attributes))):
                 if attributes[index].key == PROJECT_ATTRIBUTE:
