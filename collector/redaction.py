@@ -168,14 +168,21 @@ class Redactor:
             self._redact_by_key(message, hits)
 
     def _redact_by_key(self, pair: Message, hits: Counter[str]) -> None:
-        """`db.password = "hunter2"`: the key says it is a secret, whatever the value looks like."""
-        if not self._keys.search(pair.key) or pair.value.WhichOneof("value") not in ("string_value", "bytes_value"):
+        """`db.password = "hunter2"`: the key says it is a secret, whatever the value looks like.
+
+        Strings and lists of strings (`http.request.header.authorization` is a list in semconv).
+        """
+        if not self._keys.search(pair.key):
             return
         marker = f"[REDACTED:{SENSITIVE_KEY_RULE}]"
-        current = pair.value.string_value or pair.value.bytes_value.decode("utf-8", "replace")
-        if current and current != marker:
-            pair.value.string_value = marker
-            hits[SENSITIVE_KEY_RULE] += 1
+        kind = pair.value.WhichOneof("value")
+        values = pair.value.array_value.values if kind == "array_value" else [pair.value]
+        for value in values:
+            if value.WhichOneof("value") in ("string_value", "bytes_value"):
+                current = value.string_value or value.bytes_value.decode("utf-8", "replace")
+                if current and current != marker:
+                    value.string_value = marker
+                    hits[SENSITIVE_KEY_RULE] += 1
 
 
 _SMALL = 512  # bytes: below this a message is walked whole, cheaper than reading its wire format

@@ -27,7 +27,8 @@ class Rule:
     flags: int = 0
 
 
-_CARD_ISSUER = re.compile(r"(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|35|6(?:011|5|4[4-9]|22))")
+# Visa, Mastercard (2- and 5-series), Amex, Diners, JCB, Discover, Maestro, UnionPay, RuPay: 2-6.
+_CARD_ISSUER = re.compile(r"(?:2[2-7]|3[0-9]|4|5[0-9]|6[0-9])")
 
 
 def luhn_card(text: str) -> bool:
@@ -96,8 +97,8 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "slack_token",
-        r"xox[abposr]-[A-Za-z0-9-]{10,}|https://hooks\.slack\.com/services/[A-Za-z0-9/_-]+",
-        r"xox[abposr]-|hooks\.slack\.com",
+        r"xox[abeposr]-[A-Za-z0-9-]{10,}|xapp-[0-9]-[A-Za-z0-9-]{10,}|https://hooks\.slack\.com/services/[A-Za-z0-9/_-]+",
+        r"xox[abeposr]-|xapp-|hooks\.slack\.com",
     ),
     Rule(
         "api_key",  # other vendors: Google, Stripe, Hugging Face, GitLab, npm, PyPI, SendGrid
@@ -116,9 +117,10 @@ RULES: tuple[Rule, ...] = (
     Rule("url_credentials", r"[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@\"']+:([^\s@/\"']+)@", r"://[^\s:/@]+:[^\s@/]+@", 1),
     Rule(
         "credential_assignment",
-        r"(?i:\b(?:password|passwd|pwd|passphrase|secret|client[_-]?secret|api[_-]?key|apikey|access[_-]?token"
-        r"|auth[_-]?token|refresh[_-]?token|private[_-]?key))[\"']?\s*[:=]\s*[\"']?([^\s\"',;{}\[\]]{6,})",
-        r"(?i:passw(?:or)?d|pwd|passphrase|secret|api.?key|token|private.?key)[\"']?\s*[:=]",
+        r"(?i:\b(?:password|passwd|pwd|passphrase|secret|client[_-]?secret|secret[_-]?key|api[_-]?key|apikey"
+        r"|x-api-key|access[_-]?key|account[_-]?key|token|access[_-]?token|auth[_-]?token|refresh[_-]?token"
+        r"|session[_-]?token|private[_-]?key))[\"']?\s*[:=]\s*[\"']?([^\s\"',;{}\[\]]{6,})",
+        r"(?i:passw(?:or)?d|pwd|passphrase|secret|key|token)[\"']?\s*[:=]",
         group=1,
         check=lambda value: value.lower() not in _NOT_VALUE,
     ),
@@ -150,6 +152,7 @@ RULES: tuple[Rule, ...] = (
         # runs are left alone: they are ids, timestamps and token counts far more often than phones.
         r"(?<![\w+])\+[1-9][0-9]{0,2}(?:[ .-]?\(?[0-9]{1,4}\)?){2,5}(?![\w])"
         r"|(?<![\w.-])\(?[2-9][0-9]{2}\)?[ .-]?[2-9][0-9]{2}[ .-][0-9]{4}(?![\w.-])"
+        r"|(?<![\w.+-])1[ .-][2-9][0-9]{2}[ .-][2-9][0-9]{2}[ .-][0-9]{4}(?![\w.-])"
         r"|(?<![\w.-])0[0-9]{2,4}[ -][0-9]{3,4}[ -][0-9]{3,4}(?![\w.-])",
         r"\+[0-9]|[0-9]{3}\)?[ .-][0-9]{3}|[0-9]{3}[ .-][0-9]{4}",
         check=phone_digits,

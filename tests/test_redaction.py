@@ -42,16 +42,27 @@ SECRETS: dict[str, list[str]] = {
         "ghp_R8sT2uV4wX6yZ8aB0cD2eF4gH6iJ8kL0mN2o",
         "github_pat_11ABCDEFG0aBcDeFgHiJkL_MnOpQrStUvWxYz0123456789aBcDeFgHiJkLmNoPqRsTuVwXyZ012345",
     ],
-    "slack_token": ["xoxb-2048-4096-Xa7Bc9De1Fg3Hi5Jk", "xoxp-1234567890-0987654321-AbCdEfGhIjKl"],
+    "slack_token": [
+        "xoxb-2048-4096-Xa7Bc9De1Fg3Hi5Jk",
+        "xoxp-1234567890-0987654321-AbCdEfGhIjKl",
+        "xapp-1-A0123BCDEF-1234567890123-abcdef0123456789",
+    ],
     "jwt": [
         "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1c2VyLTQyIiwicm9sZSI6ImFkbWluIn0.7xS0fW9a3kQm1P4vL8nB2cR6tY5uI0oZ"
     ],
     "bearer_token": ["opaqueTok3n_9f8e7d6c5b4a3210ZyXw"],
     "private_key": [f"-----BEGIN RSA PRIVATE KEY-----\n{_PEM_BODY}\n-----END RSA PRIVATE KEY-----"],
     "email": ["jane.doe+billing@example-corp.com", "r.smith@mail.example.co.uk"],
-    "payment_card": ["4111 1111 1111 1111", "5500-0000-0000-0004", "378282246310005", "4012888888881881"],
-    "phone_number": ["+1 (415) 555-2671", "415-555-2671", "+44 20 7946 0958", "+4915112345678"],
-    "credential_assignment": ["Tr0ub4dor&3horse"],
+    "payment_card": [
+        "4111 1111 1111 1111",
+        "5500-0000-0000-0004",
+        "378282246310005",
+        "4012888888881881",
+        "3056 930902 5904",
+        "6759649826438453",
+    ],
+    "phone_number": ["+1 (415) 555-2671", "415-555-2671", "+44 20 7946 0958", "+4915112345678", "1-800-555-0199"],
+    "credential_assignment": ["Tr0ub4dor&3horse", "AccountKey=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA=="],
     "url_credentials": ["pgS3cretPw0rd"],
     "us_ssn": ["078-05-1120"],
 }
@@ -59,7 +70,7 @@ SECRETS: dict[str, list[str]] = {
 _WRAP = {
     "aws_secret_access_key": "aws_secret_access_key = {}",
     "bearer_token": "Authorization: Bearer {}",
-    "credential_assignment": "password={}",
+    "credential_assignment": "password={}",  # the second example carries its own keyword
     "url_credentials": "postgres://app:{}@db.internal:5432/orders",
 }
 # Look-alikes that must survive: non-Luhn card-length numbers, timestamps, versions, ids, counts.
@@ -77,23 +88,27 @@ NEAR_MISSES = [
 ]
 
 
+def _wrap(rule: str, secret: str) -> str:
+    return secret if "=" in secret else _WRAP.get(rule, "{}").format(secret)
+
+
 def _texts() -> list[str]:
-    return [_WRAP.get(rule, "{}").format(secret) for rule, secrets in SECRETS.items() for secret in secrets]
+    return [_wrap(rule, secret) for rule, secrets in SECRETS.items() for secret in secrets]
 
 
 def _needles() -> list[bytes]:
     """What must not be found on disk: every secret, and the digits of cards and phones."""
-    needles = {secret for secrets in SECRETS.values() for secret in secrets}
+    needles = {secret.partition("=")[2] or secret for secrets in SECRETS.values() for secret in secrets}
     for secret in SECRETS["payment_card"] + SECRETS["phone_number"]:
         needles.add("".join(c for c in secret if c.isdigit()))
-    needles |= {line for line in _PEM_BODY.split("\n")}
+    needles |= {line for line in _PEM_BODY.split("\n")} | {"hunter2", "YWxhZGRpbjpvcGVuc2VzYW1l"}
     return sorted(n.encode() for n in needles)
 
 
 @pytest.mark.parametrize("rule", list(SECRETS))
 def test_each_rule_redacts_its_examples(rule: str) -> None:
     redactor = Redactor(RedactionConfig())
-    for text in [_WRAP.get(rule, "{}").format(secret) for secret in SECRETS[rule]]:
+    for text in [_wrap(rule, secret) for secret in SECRETS[rule]]:
         hits: Counter[str] = Counter()
         redacted = redactor.redact_text(f"note: {text} (end)", hits)
         assert f"[REDACTED:{rule}]" in redacted, (text, redacted)
@@ -144,6 +159,7 @@ def _send_everything(collector: Collector) -> None:
                     "gen_ai.output.messages": json.dumps([{"role": "assistant", "content": blob}]),
                     "all.notes": texts,
                     "db.password": "hunter2",
+                    "http.request.header.authorization": ["Basic YWxhZGRpbjpvcGVuc2VzYW1l"],
                     "near.misses": NEAR_MISSES,
                 }
             )
@@ -230,6 +246,7 @@ def test_no_secret_sent_through_real_exporters_reaches_the_disk(tmp_path: Path) 
     attributes = json.loads(spans[-1]["attributes"])
     assert attributes["near.misses"] == NEAR_MISSES, "look-alikes must survive"
     assert attributes["db.password"] == "[REDACTED:sensitive_attribute]"
+    assert attributes["http.request.header.authorization"] == ["[REDACTED:sensitive_attribute]"]
     assert attributes["note.0"] == "[REDACTED:openai_api_key]"
     assert spans[-1]["name"] == "task for [REDACTED:email]"
     assert "[REDACTED:openai_api_key]" in spans[-1]["status_message"]
