@@ -67,6 +67,11 @@ class Redactor:
         triggers = [rule.trigger for rule in rules] + ([SENSITIVE_KEY_TRIGGER] if self._keys else [])
         self._trigger = re2.compile("|".join(f"(?:{t})" for t in triggers).encode()) if triggers else None
 
+    @property
+    def names(self) -> list[str]:
+        """The rules in force, for /metrics (each gets a counter from the start, hits or not)."""
+        return list(dict.fromkeys([c.rule.name for c in self._rules] + ([SENSITIVE_KEY_RULE] if self._keys else [])))
+
     def may_match(self, data: bytes) -> bool:
         """The cheap pre-check: False means no rule can match anywhere in `data`."""
         return self._trigger is not None and self._trigger.search(data) is not None

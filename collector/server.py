@@ -58,6 +58,8 @@ class Collector:
         pricer = Pricer.from_config(self.config.pricing)  # first: a bad price file stops start-up cleanly
         auth = self._authenticator()
         redactor = Redactor(self.config.redaction) if self.config.redaction.enabled else None
+        if redactor is not None:
+            self.counters.add(**{f"redacted_{name}": 0 for name in redactor.names})
         tls = _read_tls(cfg.tls_cert_file, cfg.tls_key_file)
         self.root.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(self.root)  # one collector per data dir: no one else is mid-write
