@@ -288,3 +288,37 @@ def test_a_clean_llm_request_costs_only_the_pre_check() -> None:
     )
     request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span] * 50)])])
     assert not Redactor(RedactionConfig()).may_match(request.SerializeToString())
+
+
+def test_walking_only_the_dirty_spans_redacts_exactly_what_a_full_walk_does() -> None:
+    import random
+
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+    from collector.attributes import encode_attributes
+
+    rng = random.Random(7)
+    texts = _texts() + NEAR_MISSES + ["plain words " * 60, "x" * 700]
+    spans = []
+    for i in range(300):
+        attributes = {f"a{j}": rng.choice(texts) for j in range(rng.randint(0, 4))}
+        attributes["nested"] = {"list": [rng.choice(texts), {"deep": rng.choice(texts)}], "n": i}
+        events = [Span.Event(name=rng.choice(texts)[:40], attributes=encode_attributes({"e": rng.choice(texts)}))]
+        spans.append(
+            Span(
+                trace_id=rng.randbytes(16),
+                span_id=rng.randbytes(8),
+                name=rng.choice(texts)[:60],
+                attributes=encode_attributes(attributes),
+                events=events,
+            )
+        )
+    request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=spans)])])
+    payload = request.SerializeToString()
+    redactor = Redactor(RedactionConfig())
+    by_hits, full = ExportTraceServiceRequest.FromString(payload), ExportTraceServiceRequest.FromString(payload)
+    hits, all_hits = redactor.redact_request(by_hits, payload), Counter()
+    redactor._walk(full, all_hits)
+    assert by_hits == full and hits == all_hits and sum(hits.values()) > 100
+    assert not any(needle in by_hits.SerializeToString() for needle in _needles())
