@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import ssl
 import threading
 import zlib
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import grpc
 from google.protobuf.message import DecodeError, Message
 
+from collector.auth import Unauthenticated
 from collector.otlp_json import decode_json, encode_json
 from collector.service import RETRY_AFTER_S, Ingest, google_status, status_for
 from collector.signals import SIGNALS
@@ -33,7 +36,9 @@ _HTTP_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: HTTPStatus.BAD_REQUEST,
     grpc.StatusCode.RESOURCE_EXHAUSTED: HTTPStatus.TOO_MANY_REQUESTS,
     grpc.StatusCode.UNAVAILABLE: HTTPStatus.SERVICE_UNAVAILABLE,
+    grpc.StatusCode.UNAUTHENTICATED: HTTPStatus.UNAUTHORIZED,
 }
+TLS_HANDSHAKE_TIMEOUT_S = 10
 _ROUTES = {signal.http_path: signal for signal in SIGNALS.values()}
 OUTCOMES_PATH = "/v1/outcomes"
 
@@ -54,6 +59,7 @@ class HttpFrontEnd:
         readiness: Callable[[], str],
         metrics_text: Callable[[], str],
         record_verdicts: Callable[[list[dict]], int],
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         handler = type(
             "Handler",
@@ -67,6 +73,7 @@ class HttpFrontEnd:
             },
         )
         self.server = _Server((host, port), handler)
+        self.server.tls = tls
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="otlp-http", daemon=True)
@@ -80,6 +87,23 @@ class HttpFrontEnd:
 
 
 class _Server(ThreadingHTTPServer):
+    tls: ssl.SSLContext | None = None
+
+    def get_request(self) -> tuple[socket.socket, tuple]:
+        sock, address = super().get_request()
+        if self.tls is None:
+            return sock, address
+        # The handshake waits for the request's own thread (finish_request), so a slow or
+        # silent client cannot hold up the accept loop.
+        return self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+
+    def finish_request(self, request: socket.socket, client_address: tuple) -> None:
+        if isinstance(request, ssl.SSLSocket):
+            request.settimeout(TLS_HANDSHAKE_TIMEOUT_S)
+            request.do_handshake()
+            request.settimeout(None)
+        super().finish_request(request, client_address)
+
     def handle_error(self, request: object, client_address: tuple) -> None:
         # A client that hangs up mid-request is routine, not a traceback on stderr.
         logger.debug("http connection from %s failed", client_address, exc_info=True)
@@ -109,17 +133,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
 
     def do_POST(self) -> None:  # noqa: N802
-        if self.path.split("?", 1)[0] == OUTCOMES_PATH:
+        path = self.path.split("?", 1)[0]
+        if path == OUTCOMES_PATH or path in _ROUTES:
+            try:
+                project = self.ingest.authenticate(self.headers.items())
+            except Unauthenticated as exc:
+                self._discard_body()
+                content_type = JSON if path == OUTCOMES_PATH else self._content_type()
+                self._error(content_type, HTTPStatus.UNAUTHORIZED, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+                return
+        if path == OUTCOMES_PATH:
             self._post_outcomes()
             return
-        signal = _ROUTES.get(self.path.split("?", 1)[0])
+        signal = _ROUTES.get(path)
         if signal is None:
             self._discard_body()
             self._reply(
                 HTTPStatus.NOT_FOUND, b"unknown path; OTLP paths are /v1/traces, /v1/logs, /v1/metrics\n", "text/plain"
             )
             return
-        content_type = (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        content_type = self._content_type()
         if content_type not in (PROTOBUF, JSON):
             self._discard_body()
             self._reply(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"use {PROTOBUF} or {JSON}\n".encode(), "text/plain")
@@ -128,9 +161,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_body()
             if content_type == JSON:
                 request: Message = decode_json(body, signal.request_type)
-                response = self.ingest.export_message(signal, request)
+                response = self.ingest.export_message(signal, request, project=project)
             else:
-                response = self.ingest.export(signal, body)
+                response = self.ingest.export(signal, body, project)
         except TooLarge as exc:
             self._error(content_type, HTTPStatus.REQUEST_ENTITY_TOO_LARGE, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
             return
@@ -143,6 +176,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body_out = encode_json(response) if content_type == JSON else response.SerializeToString()
         self._reply(HTTPStatus.OK, body_out, content_type)
+
+    def _content_type(self) -> str:
+        return (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
 
     def _post_outcomes(self) -> None:
         """Task verdicts as JSON: one `{trace_id, outcome, score?, comment?, source?}` or a list of them."""
@@ -217,6 +253,10 @@ class _Handler(BaseHTTPRequestHandler):
         detail = google_status(code, message, retry)
         body = encode_json(detail) if content_type == JSON else detail.SerializeToString()
         headers = {"Retry-After": str(RETRY_AFTER_S)} if retry else {}
+        if status == HTTPStatus.UNAUTHORIZED:
+            headers["WWW-Authenticate"] = 'Bearer realm="vigil"'
+        if content_type not in (PROTOBUF, JSON):
+            body, content_type = f"{message}\n".encode(), "text/plain"
         self._reply(status, body, content_type, headers)
 
     def _reply(self, status: HTTPStatus, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:

@@ -9,25 +9,32 @@ nothing to replay.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import ssl
 import threading
 from concurrent import futures
 from pathlib import Path
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from collector.auth import Authenticator
 from collector.http_server import HttpFrontEnd
 from collector.pipeline import Pipeline
+from collector.redaction import Redactor
 from collector.selfmetrics import Counters, prometheus_text
 from collector.service import Ingest, grpc_handlers
 from collector.signals import SIGNALS
-from collector.wal import WriteAheadLog
+from collector.wal import WalRecord, WriteAheadLog
 from store.compaction import compact
-from store.config import Config, ConfigError, parse_listen
+from store.config import CollectorConfig, Config, ConfigError, parse_listen
+from store.keys import KeyRing, keys_path
 from store.outcomes import record_verdicts
 from store.pricing import Pricer
+from store.retention import apply_retention
 from store.writer import remove_stale_temp_files
 
 logger = logging.getLogger(__name__)
@@ -44,10 +51,16 @@ class Collector:
         self._http: HttpFrontEnd | None = None
         self._health = health.HealthServicer()
         self._stopped = threading.Event()
+        self._maintenance = threading.Lock()  # compaction and retention take turns
 
     def __enter__(self) -> Collector:
         cfg = self.config.collector
         pricer = Pricer.from_config(self.config.pricing)  # first: a bad price file stops start-up cleanly
+        auth = self._authenticator()
+        redactor = Redactor(self.config.redaction) if self.config.redaction.enabled else None
+        if redactor is not None:
+            self.counters.add(**{f"redacted_{name}": 0 for name in redactor.names})
+        tls = _read_tls(cfg.tls_cert_file, cfg.tls_key_file)
         self.root.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(self.root)  # one collector per data dir: no one else is mid-write
         self.wal = WriteAheadLog(self.root / "wal", cfg.wal_segment_mib << 20, fsync=cfg.wal_fsync)
@@ -62,21 +75,46 @@ class Collector:
             decode_workers=cfg.decode_workers,
             quality=self.config.quality,
         )
-        replayed = self.pipeline.replay(list(self.wal.recover()))
+        # Records logged by a vigil without redaction (or with other rules) are redacted on the way in.
+        replayed = self.pipeline.replay([_sanitized(record, redactor) for record in self.wal.recover()])
         if replayed:
             logger.info("recovered requests=%d from the write-ahead log", replayed)
         self.wal.start()
         self.pipeline.start()
-        ingest = Ingest(self.wal, self.pipeline, self.counters)
-        self._start_grpc(ingest)
-        self._start_http(ingest)
+        ingest = Ingest(self.wal, self.pipeline, self.counters, auth, redactor)
+        self._start_grpc(ingest, tls)
+        self._start_http(ingest, tls)
         if cfg.metrics_log_interval_s > 0:
             threading.Thread(target=self._log_metrics, name="selfmetrics", daemon=True).start()
         if self.config.store.compaction_interval_s > 0:
             threading.Thread(target=self._compact_periodically, name="compaction", daemon=True).start()
+        if self.config.retention.interval_s > 0:
+            threading.Thread(target=self._retain_periodically, name="retention", daemon=True).start()
         return self
 
-    def _start_grpc(self, ingest: Ingest) -> None:
+    def _authenticator(self) -> Authenticator:
+        """Keys when `[auth] enabled`; refuse to serve a non-loopback address without them."""
+        auth, cfg = self.config.auth, self.config.collector
+        if auth.enabled:
+            keys = KeyRing(keys_path(self.config))
+            if not len(keys):
+                logger.warning(
+                    "auth is enabled but %s holds no active key: every Export is refused until you run "
+                    "`vigil keys create --project NAME`",
+                    keys.path,
+                )
+            return Authenticator(keys)
+        exposed = [a for a in (cfg.grpc_listen, cfg.http_listen) if not _is_loopback(a)]
+        if exposed and not auth.allow_unauthenticated:
+            raise ConfigError(
+                f"refusing to listen on {', '.join(exposed)} without authentication: anyone who can reach it "
+                "could write into your store. Turn on [auth] enabled = true (env VIGIL_AUTH_ENABLED=1) and "
+                "create keys with `vigil keys create --project NAME`, listen on 127.0.0.1, "
+                "or pass --allow-unauthenticated if a trusted network or proxy guards it"
+            )
+        return Authenticator(None)
+
+    def _start_grpc(self, ingest: Ingest, tls: tuple[bytes, bytes] | None) -> None:
         cfg = self.config.collector
         max_bytes = cfg.max_message_mib << 20
         self._server = grpc.server(
@@ -92,7 +130,11 @@ class Collector:
         host, port = parse_listen(cfg.grpc_listen, "collector.grpc_listen")
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            self.grpc_port = self._server.add_insecure_port(address)
+            if tls is None:
+                self.grpc_port = self._server.add_insecure_port(address)
+            else:
+                credentials = grpc.ssl_server_credentials([(tls[1], tls[0])])
+                self.grpc_port = self._server.add_secure_port(address, credentials)
         except RuntimeError:
             self.grpc_port = 0
         if not self.grpc_port:
@@ -104,9 +146,12 @@ class Collector:
         for service in ["", *(signal.grpc_service for signal in SIGNALS.values())]:
             self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self._server.start()
-        logger.info("otlp grpc listening address=%s:%d data_dir=%s", host, self.grpc_port, self.root)
+        logger.info(
+            "otlp grpc listening address=%s:%d tls=%s auth=%s data_dir=%s",
+            host, self.grpc_port, tls is not None, ingest.auth.enabled, self.root,
+        )  # fmt: skip
 
-    def _start_http(self, ingest: Ingest) -> None:
+    def _start_http(self, ingest: Ingest, tls: tuple[bytes, bytes] | None) -> None:
         cfg = self.config.collector
         host, port = parse_listen(cfg.http_listen, "collector.http_listen")
         try:
@@ -118,6 +163,7 @@ class Collector:
                 self.readiness,
                 self.metrics_text,
                 lambda rows: record_verdicts(self.root, rows),
+                _ssl_context(self.config.collector) if tls is not None else None,
             )
         except OSError as exc:
             raise ConfigError(
@@ -176,13 +222,72 @@ class Collector:
         store = self.config.store
         while not self._stopped.wait(store.compaction_interval_s):
             try:
-                results = compact(self.root, store.compaction_min_files, grace_s=store.compaction_grace_s)
+                with self._maintenance:
+                    results = compact(self.root, store.compaction_min_files, grace_s=store.compaction_grace_s)
                 self.counters.add(compactions=len(results), compacted_files=sum(r.files_in for r in results))
             except Exception:  # compaction is an optimisation: log, keep ingesting, try again later
                 logger.exception("compaction failed; will retry")
                 self.counters.add(compaction_errors=1)
 
+    def _retain_periodically(self) -> None:
+        # First run soon after start-up (a collector restarted daily would otherwise never get to it).
+        delay = min(60.0, self.config.retention.interval_s)
+        while not self._stopped.wait(delay):
+            delay = self.config.retention.interval_s
+            try:
+                with self._maintenance:
+                    removed = apply_retention(self.root, self.config.retention)
+                self.counters.add(retention_runs=1, retention_deleted_files=sum(r.files_deleted for r in removed))
+            except Exception:  # like compaction: log, keep ingesting, try again next round
+                logger.exception("retention failed; will retry")
+                self.counters.add(retention_errors=1)
+
     def _log_metrics(self) -> None:
         interval = self.config.collector.metrics_log_interval_s
         while not self._stopped.wait(interval):
             logger.info("selfmetrics %s", self.counters.log_line({"wal_bytes": self.wal.disk_bytes}))
+
+
+def _is_loopback(listen: str) -> bool:
+    host, _ = parse_listen(listen)
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def _read_tls(cert_file: str, key_file: str) -> tuple[bytes, bytes] | None:
+    """(certificate chain, private key) PEM bytes, or None without TLS; bad files stop start-up."""
+    if not cert_file:
+        return None
+    try:
+        pair = Path(cert_file).read_bytes(), Path(key_file).read_bytes()
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert_file, key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot use TLS certificate {cert_file} with key {key_file}: {exc}; "
+            "pass PEM files with --tls-cert/--tls-key"
+        ) from None
+    return pair
+
+
+def _ssl_context(cfg: CollectorConfig) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cfg.tls_cert_file, cfg.tls_key_file)
+    return context
+
+
+def _sanitized(record: WalRecord, redactor: Redactor | None) -> WalRecord:
+    signal = SIGNALS.get(record.kind)
+    if redactor is None or signal is None or not redactor.may_match(record.payload):
+        return record
+    try:
+        request = signal.request_type.FromString(record.payload)
+    except DecodeError:  # the decoder will quarantine it
+        return record
+    if not redactor.redact_request(request, record.payload):
+        return record
+    return WalRecord(record.seq, record.kind, request.SerializeToString())

@@ -11,6 +11,7 @@ never retried. The gRPC and HTTP front ends both call `Ingest.export`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import grpc
 from google.protobuf import duration_pb2
@@ -18,8 +19,11 @@ from google.protobuf.any_pb2 import Any as AnyProto
 from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
+from collector.auth import Authenticator, Unauthenticated
 from collector.pipeline import Pipeline
+from collector.redaction import Redactor
 from collector.selfmetrics import Counters
 from collector.signals import SIGNALS, Signal
 from collector.wal import WalError, WriteAheadLog
@@ -27,6 +31,7 @@ from collector.wal import WalError, WriteAheadLog
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_S = 1
+PROJECT_ATTRIBUTE = "vigil.project"
 
 
 class Overloaded(Exception):
@@ -34,25 +39,49 @@ class Overloaded(Exception):
 
 
 class Ingest:
-    def __init__(self, wal: WriteAheadLog, pipeline: Pipeline, counters: Counters) -> None:
+    def __init__(
+        self,
+        wal: WriteAheadLog,
+        pipeline: Pipeline,
+        counters: Counters,
+        auth: Authenticator | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
         self.wal = wal
         self.pipeline = pipeline
         self.counters = counters
+        self.auth = auth or Authenticator(None)
+        self.redactor = redactor
 
-    def export(self, signal: Signal, payload: bytes) -> Message:
+    def authenticate(self, headers: Iterable[tuple[str, str]]) -> str | None:
+        """The project the caller's key belongs to (None with auth off), or raise Unauthenticated."""
+        try:
+            return self.auth.project(headers)
+        except Unauthenticated:
+            self.counters.add(unauthenticated_requests=1)
+            raise
+
+    def export(self, signal: Signal, payload: bytes, project: str | None = None) -> Message:
         # Turn a request away before parsing it when it could not be queued anyway: under overload
         # the parse is work thrown away, taken from the pipeline that is behind.
         if not self.pipeline.has_room(len(payload)):
             raise Overloaded(f"ingest queue full ({self.pipeline.queued_bytes} bytes waiting)")
         request = signal.request_type.FromString(payload)
-        return self.export_message(signal, request, payload)
+        return self.export_message(signal, request, payload, project)
 
-    def export_message(self, signal: Signal, request: Message, payload: bytes | None = None) -> Message:
-        """Acknowledge `request` once it is durable; `payload` is its serialized form if known."""
+    def export_message(
+        self, signal: Signal, request: Message, payload: bytes | None = None, project: str | None = None
+    ) -> Message:
+        """Acknowledge `request` once it is durable; `payload` is its serialized form if known.
+
+        `project` (from the caller's API key) replaces whatever project the resources claim; it
+        travels inside the logged request, so a replay after a crash keeps it.
+        """
         total = signal.count(request)
         rejected, reason = signal.validate(request)
         if rejected or payload is None:
             payload = request.SerializeToString()
+        payload = self.sanitize(request, payload, project)
         self.counters.add(requests=1, **{f"received_{signal.name}": total, f"rejected_{signal.name}": rejected})
         if total - rejected:
             if not self.pipeline.reserve(len(payload)):
@@ -67,9 +96,44 @@ class Ingest:
                 raise
         return signal.response(rejected, reason)
 
+    def sanitize(self, request: Message, payload: bytes, project: str | None = None) -> bytes:
+        """Redact and stamp the project: what may be written to disk (re-serialized only if changed)."""
+        changed = False
+        if self.redactor is not None:
+            hits = self.redactor.redact_request(request, payload)
+            if hits:
+                self.counters.add(redacted_requests=1, **{f"redacted_{rule}": n for rule, n in hits.items()})
+                changed = True
+        if project is not None and stamp_project(request, project):
+            changed = True
+        return request.SerializeToString() if changed else payload
+
+
+def stamp_project(request: Message, project: str) -> bool:
+    """Set `vigil.project` on every resource, dropping what the sender claimed; False if all were right.
+
+    A sender that already names its key's project (`OTEL_RESOURCE_ATTRIBUTES=vigil.project=NAME`)
+    saves the collector a re-serialization.
+    """
+    changed = False
+    for _, resources in request.ListFields():  # resource_spans / resource_logs / resource_metrics
+        for item in resources:
+            attributes = item.resource.attributes
+            claims = [pair.value for pair in attributes if pair.key == PROJECT_ATTRIBUTE]
+            if [(c.WhichOneof("value"), c.string_value) for c in claims] == [("string_value", project)]:
+                continue
+            for index in reversed(range(len(attributes))):
+                if attributes[index].key == PROJECT_ATTRIBUTE:
+                    del attributes[index]
+            attributes.append(KeyValue(key=PROJECT_ATTRIBUTE, value=AnyValue(string_value=project)))
+            changed = True
+    return changed
+
 
 def status_for(exc: Exception) -> tuple[grpc.StatusCode, str, bool]:
     """(code, message, retryable) for any exception raised while handling an Export."""
+    if isinstance(exc, Unauthenticated):
+        return grpc.StatusCode.UNAUTHENTICATED, str(exc), False
     if isinstance(exc, DecodeError):
         return grpc.StatusCode.INVALID_ARGUMENT, f"malformed OTLP request: {exc}", False
     if isinstance(exc, Overloaded):
@@ -86,7 +150,8 @@ def grpc_handlers(ingest: Ingest) -> list[grpc.GenericRpcHandler]:
 
         def export(payload: bytes, context: grpc.ServicerContext, signal: Signal = signal) -> Message:
             try:
-                return ingest.export(signal, payload)
+                project = ingest.authenticate(context.invocation_metadata() or ())
+                return ingest.export(signal, payload, project)
             except Exception as exc:  # every failure becomes a status here, never UNKNOWN
                 code, message, retry = status_for(exc)
                 if retry:

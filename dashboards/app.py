@@ -14,6 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboards.data import filter_options, open_store
+from dashboards.login import require_login
 from dashboards.sidebar import render_sidebar
 from store.config import ConfigError, load_config
 
@@ -38,6 +39,8 @@ def main() -> None:
     except ConfigError as exc:
         st.error(f"vigil could not read its configuration: {exc}")
         st.stop()
+    if config.auth.dashboards == "oidc":
+        require_login()
     store = open_store(config.store.data_dir, config)
     page = st.navigation(
         [

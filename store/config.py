@@ -52,6 +52,9 @@ class CollectorConfig:
     # Interval of the self-metrics log line (0 disables it).
     metrics_log_interval_s: float = 30.0
     log_level: str = "INFO"
+    # PEM certificate chain and private key: both set turns on TLS for the gRPC and HTTP listeners.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,42 @@ class AlertRule:
 
 
 @dataclass(frozen=True)
+class AuthConfig:
+    # Require a project API key (`vigil keys create`) on every OTLP Export and POST /v1/outcomes.
+    enabled: bool = False
+    # Where the hashed keys live; "" means <data_dir>/keys.json.
+    keys_file: str = ""
+    # Start even without auth on a non-loopback address (anyone who can reach it can write).
+    allow_unauthenticated: bool = False
+    # Dashboards login: "none", or "oidc" (Streamlit st.login; needs [auth] in .streamlit/secrets.toml).
+    dashboards: str = "none"
+
+
+@dataclass(frozen=True)
+class RedactionConfig:
+    # Redact secrets and personal data before anything is written (WAL included).
+    enabled: bool = True
+    # Built-in rules to switch off, by name (see README "Redaction").
+    disabled_rules: tuple[str, ...] = ()
+    # Extra rules as "name=regex" (Python syntax); the whole match is replaced.
+    custom_rules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    # Days of data kept, for every table and project; 0 keeps everything forever.
+    default_days: float = 0.0
+    # Days per table (e.g. { spans = 30 }), winning over default_days.
+    tables: dict[str, float] = field(default_factory=dict)
+    # Days per project, all tables (e.g. { acme = 7 }), winning over tables.
+    projects: dict[str, float] = field(default_factory=dict)
+    # Days for one project's table, "project:table" (e.g. { "acme:llm_calls" = 90 }), winning over all.
+    project_tables: dict[str, float] = field(default_factory=dict)
+    # Seconds between retention runs in the collector (0: only `vigil retention apply`).
+    interval_s: float = 86400.0
+
+
+@dataclass(frozen=True)
 class Config:
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -169,6 +208,9 @@ class Config:
     drift: DriftConfig = field(default_factory=DriftConfig)
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
     alerts: tuple[AlertRule, ...] = ()  # [[alerts]] in the TOML file only (a list of tables has no env form)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    redaction: RedactionConfig = field(default_factory=RedactionConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     def validate(self) -> Config:
         parse_listen(self.collector.grpc_listen, "collector.grpc_listen")
@@ -194,7 +236,30 @@ class Config:
         parse_range(self.drift.baseline, "drift.baseline")
         parse_range(self.drift.current, "drift.current")
         _validate_rules(self.alerts)
+        if bool(self.collector.tls_cert_file) != bool(self.collector.tls_key_file):
+            raise ConfigError("collector.tls_cert_file and collector.tls_key_file go together: set both or neither")
+        if self.auth.dashboards not in ("none", "oidc"):
+            raise ConfigError('auth.dashboards must be "none" or "oidc"')
+        self._validate_retention()
         return self
+
+    def _validate_retention(self) -> None:
+        from store.schema import TABLES  # schema imports nothing of ours; kept local to keep config first
+
+        retention = self.retention
+        limits = {"retention.default_days": retention.default_days, "retention.interval_s": retention.interval_s}
+        for name in ("tables", "projects", "project_tables"):
+            limits |= {f"retention.{name}.{key}": days for key, days in getattr(retention, name).items()}
+        for setting, value in limits.items():
+            if value < 0:
+                raise ConfigError(f"{setting} must be >= 0 (0 keeps data forever)")
+        tables = [*retention.tables, *(key.rpartition(":")[2] for key in retention.project_tables)]
+        for key in retention.project_tables:
+            if ":" not in key:
+                raise ConfigError(f'retention.project_tables key {key!r} must be "project:table"')
+        for table in tables:
+            if table not in TABLES:
+                raise ConfigError(f"retention: unknown table {table!r}; tables are {', '.join(TABLES)}")
 
 
 def _validate_quality(quality: QualityConfig) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from store.config import Config, ConfigError, load_config
-from vigil import alerts_cli, quality_cli, sim_cli
+from vigil import alerts_cli, quality_cli, security_cli, sim_cli
 
 logger = logging.getLogger("vigil")
 
@@ -146,6 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     quality_cli.add_commands(commands)
     alerts_cli.add_commands(commands)
     sim_cli.add_commands(commands)
+    security_cli.add_commands(commands)
     return parser
 
 
@@ -154,17 +155,21 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML config file (sections [collector], [store])")
 
 
-def _load(args: argparse.Namespace, collector: dict[str, Any] | None = None):
+def _load(args: argparse.Namespace, collector: dict[str, Any] | None = None, **sections: dict[str, Any]):
     return load_config(
         args.config,
-        overrides={"store": {"data_dir": args.data_dir}, "collector": collector or {}},
+        overrides={"store": {"data_dir": args.data_dir}, "collector": collector or {}, **sections},
     )
 
 
 def _serving_config(args: argparse.Namespace) -> Config:
     """Config for a command that runs the collector (listen flags), with logging set up from it."""
+    security = security_cli.serving_overrides(args)
     config = _load(
-        args, {"grpc_listen": args.grpc_listen, "http_listen": args.http_listen, "log_level": args.log_level}
+        args,
+        {"grpc_listen": args.grpc_listen, "http_listen": args.http_listen, "log_level": args.log_level}
+        | security["collector"],
+        auth=security["auth"],
     )
     logging.basicConfig(
         level=config.collector.log_level.upper(),
@@ -182,11 +187,12 @@ def _run_collector(args: argparse.Namespace) -> int:
             signal.signal(signum, lambda *_: collector.stop())
         grpc_host = config.collector.grpc_listen.rsplit(":", 1)[0]
         http_host = config.collector.http_listen.rsplit(":", 1)[0]
+        scheme = "https" if config.collector.tls_cert_file else "http"
         print(
             f"vigil collector: OTLP/gRPC on {grpc_host}:{collector.grpc_port}, "
-            f"OTLP/HTTP on http://{http_host}:{collector.http_port}\n"
+            f"OTLP/HTTP on {scheme}://{http_host}:{collector.http_port}\n"
             f"  data in {Path(config.store.data_dir).resolve()}\n"
-            f"  export OTEL_EXPORTER_OTLP_ENDPOINT=http://{grpc_host}:{collector.grpc_port}  (Ctrl-C to stop)",
+            f"  export OTEL_EXPORTER_OTLP_ENDPOINT={scheme}://{grpc_host}:{collector.grpc_port}  (Ctrl-C to stop)",
             flush=True,
         )
         collector.wait()
