@@ -123,6 +123,14 @@ def build_request(seed: int, spans: int, content_bytes: int) -> tuple[bytes, int
     return ExportTraceServiceRequest(resource_spans=[resource]).SerializeToString(), calls
 
 
+def _cpu_s(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # a worker that just exited
+        return 0.0
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class CollectorProcess:
     """`vigil collector` in its own process; samples its RSS (VmRSS/VmHWM) and CPU time from /proc."""
 
@@ -169,8 +177,14 @@ class CollectorProcess:
             time.sleep(0.1)
 
     def cpu_s(self) -> float:
-        stat = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+        return _cpu_s(self.proc.pid)
+
+    def workers_cpu_s(self) -> float:
+        """CPU seconds of the decode worker processes (the collector's children) so far."""
+        children = []
+        for task in Path(f"/proc/{self.proc.pid}/task").glob("*/children"):
+            children += task.read_text().split()
+        return sum(_cpu_s(int(pid)) for pid in children)
 
     def stop(self) -> float:
         """SIGTERM, then wait while it writes everything acknowledged; returns the drain seconds."""
@@ -325,9 +339,10 @@ def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[
     try:
         with CollectorProcess(data_dir, fsync) as collector:
             profiler = start_profiler(collector.proc.pid, work / "profile.folded") if args.py_spy else None
-            cpu0, own0 = collector.cpu_s(), time.process_time()
+            cpu0, workers0, own0 = collector.cpu_s(), collector.workers_cpu_s(), time.process_time()
             load = run_sdk(collector.port, args) if args.sdk else run_raw(collector.port, payloads, args, rate)
             cpu, own = collector.cpu_s() - cpu0, time.process_time() - own0
+            workers_cpu = collector.workers_cpu_s() - workers0
             drain_s = collector.stop()
         if profiler is not None:
             profiler.wait(timeout=60)
@@ -351,6 +366,8 @@ def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[
             "collector_rss_peak_mb": round(collector.rss_peak_mb),
             "collector_rss_avg_mb": round(collector.rss_sum_mb / max(collector.samples, 1)),
             "collector_cpu_cores": round(cpu / secs, 2),
+            "decode_workers_cpu_cores": round(workers_cpu / secs, 2),
+            "collector_cpu_us_per_acked_span": round((cpu + workers_cpu) * 1e6 / load.spans, 1) if load.spans else None,
             "loadgen_cpu_cores": round(own / secs, 2),
             "drain_after_stop_s": round(drain_s, 2),
             "sent_spans": load.spans,
