@@ -67,6 +67,9 @@ def _to_ipc(table: pa.Table) -> bytes:
 class DecodePool:
     def __init__(self, workers: int) -> None:
         self.workers = workers
+        # In this process too: its first `pa.array` imports pandas (about a second holding the
+        # GIL), which would otherwise stall the Export handlers at the first flush under load.
+        _ready()
         self._executor = self._start() if workers > 0 else None
 
     def _start(self) -> ProcessPoolExecutor:
