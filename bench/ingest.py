@@ -338,7 +338,9 @@ def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[
     data_dir = work / "data"
     try:
         with CollectorProcess(data_dir, fsync) as collector:
-            profiler = start_profiler(collector.proc.pid, work / "profile.folded") if args.py_spy else None
+            profiler = None
+            if args.py_spy or args.py_spy_native:
+                profiler = start_profiler(collector.proc.pid, work / "profile.folded", args.py_spy_native)
             cpu0, workers0, own0 = collector.cpu_s(), collector.workers_cpu_s(), time.process_time()
             load = run_sdk(collector.port, args) if args.sdk else run_raw(collector.port, payloads, args, rate)
             cpu, own = collector.cpu_s() - cpu0, time.process_time() - own0
@@ -346,7 +348,7 @@ def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[
             drain_s = collector.stop()
         if profiler is not None:
             profiler.wait(timeout=60)
-            print_profile(work / "profile.folded")
+            print_profile(work / "profile.folded", "native, all busy threads" if args.py_spy_native else "--gil")
         spans, calls = stored_rows(data_dir)
         parquet_bytes = [p.stat().st_size for p in data_dir.rglob("*.parquet")]
         secs, raw = load.elapsed_s, not args.sdk
@@ -416,24 +418,29 @@ def run_stages(payloads: list[tuple[bytes, int, int]], args: argparse.Namespace)
     return row
 
 
-def start_profiler(pid: int, out: Path) -> subprocess.Popen:
-    """py-spy (on PATH, else through uvx) samples the GIL holder until the collector exits."""
+def start_profiler(pid: int, out: Path, native: bool) -> subprocess.Popen:
+    """py-spy (on PATH, else through uvx) samples the GIL holder until the collector exits; with
+    `native`, every busy thread of the collector and its decode workers, C frames included."""
     spy = [shutil.which("py-spy")] if shutil.which("py-spy") else ["uvx", "py-spy"]
-    cmd = [*spy, "record", "--pid", str(pid), "--gil", "--nonblocking", "-r", "100", "-f", "raw", "-o", str(out)]
+    # Native stacks need py-spy to pause the process at each sample: that costs a little throughput.
+    mode = ["--native", "--subprocesses"] if native else ["--gil", "--nonblocking"]
+    cmd = [*spy, "record", "--pid", str(pid), *mode, "-r", "100", "-f", "raw", "-o", str(out)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def print_profile(folded: Path, top: int = 25) -> None:
+def print_profile(folded: Path, mode: str, top: int = 25) -> None:
     """Self and inclusive share of samples per function from py-spy's collapsed stacks."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     for line in folded.read_text().splitlines() if folded.exists() else []:
         stack, _, count = line.rpartition(" ")
         frames = [re.sub(r"\((?:.*/site-packages/)?(.*?):\d+\)$", r"(\1)", f) for f in stack.split(";")]
+        if frames[0].startswith("process "):  # --subprocesses: which process, as a short name
+            frames[0] = "[decode worker]" if "multiprocessing" in frames[0] else "[collector main process]"
         own[frames[-1]] += int(count)
         inclusive.update(dict.fromkeys(frames, int(count)))
     total = sum(own.values()) or 1
-    print(f"collector profile (py-spy --gil, {total} samples): self% / inclusive%")
+    print(f"collector profile (py-spy {mode}, {total} samples): self% / inclusive%")
     for name, count in own.most_common(top):
         print(f"  {100 * count / total:5.1f}  {100 * inclusive[name] / total:5.1f}  {name}")
     print("  inclusive only:")
@@ -481,6 +488,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep-data", action="store_true", help="keep the data folders and collector log")
     parser.add_argument("--stages", action="store_true", help="time parse/validate/decode/write in-process only")
     parser.add_argument("--py-spy", action="store_true", help="profile the collector with py-spy --gil")
+    parser.add_argument(
+        "--py-spy-native", action="store_true", help="profile every busy collector and worker thread, C frames too"
+    )
     parser.add_argument("--json", action="store_true", help="also print the results as one JSON line")
     args = parser.parse_args(argv)
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from store.pricing import Pricer, changed_rows
-from store.writer import PARQUET_OPTIONS, fsync_dir, table_dir
+from store.writer import fsync_dir, parquet_options, table_dir
 
 
 @dataclass
@@ -67,7 +67,7 @@ def reprice_file(path: Path, pricer: Pricer, summary: RepriceSummary) -> bool:
     tmp = path.with_name(f".{path.name}.reprice.tmp")  # `.*.tmp`: cleaned up after a crash
     try:
         with open(tmp, "wb") as sink:
-            pq.write_table(after, sink, **PARQUET_OPTIONS)
+            pq.write_table(after, sink, **parquet_options(after))
             sink.flush()
             os.fsync(sink.fileno())
         if not path.exists():  # compaction deleted it meanwhile: do not bring it back
