@@ -131,12 +131,21 @@ def _cpu_s(pid: int) -> float:
     return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _rss_mb(pid: int) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    line = next((line for line in status.splitlines() if line.startswith("VmRSS:")), "VmRSS: 0 kB")
+    return int(line.split()[1]) / 1024
+
+
 class CollectorProcess:
     """`vigil collector` in its own process; samples its RSS (VmRSS/VmHWM) and CPU time from /proc."""
 
     def __init__(self, data_dir: Path, fsync: bool) -> None:
         self.data_dir, self.fsync = data_dir, fsync
-        self.rss_peak_mb = self.rss_sum_mb = 0.0
+        self.rss_peak_mb = self.rss_sum_mb = self.total_rss_peak_mb = 0.0
         self.samples = 0
 
     def __enter__(self) -> CollectorProcess:
@@ -174,17 +183,25 @@ class CollectorProcess:
             rss_mb = int(fields["VmRSS"].split()[0]) / 1024
             self.rss_peak_mb = max(self.rss_peak_mb, int(fields["VmHWM"].split()[0]) / 1024, rss_mb)
             self.rss_sum_mb, self.samples = self.rss_sum_mb + rss_mb, self.samples + 1
+            workers_mb = sum(_rss_mb(pid) for pid in self.worker_pids())
+            self.total_rss_peak_mb = max(self.total_rss_peak_mb, rss_mb + workers_mb)
             time.sleep(0.1)
 
     def cpu_s(self) -> float:
         return _cpu_s(self.proc.pid)
 
-    def workers_cpu_s(self) -> float:
-        """CPU seconds of the decode worker processes (the collector's children) so far."""
+    def worker_pids(self) -> list[int]:
+        """The decode worker processes: the collector's children."""
         children = []
         for task in Path(f"/proc/{self.proc.pid}/task").glob("*/children"):
-            children += task.read_text().split()
-        return sum(_cpu_s(int(pid)) for pid in children)
+            try:
+                children += task.read_text().split()
+            except OSError:  # a thread that just ended
+                continue
+        return [int(pid) for pid in children]
+
+    def workers_cpu_s(self) -> float:
+        return sum(_cpu_s(pid) for pid in self.worker_pids())
 
     def stop(self) -> float:
         """SIGTERM, then wait while it writes everything acknowledged; returns the drain seconds."""
@@ -367,6 +384,7 @@ def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[
             "errors": load.errors,
             "collector_rss_peak_mb": round(collector.rss_peak_mb),
             "collector_rss_avg_mb": round(collector.rss_sum_mb / max(collector.samples, 1)),
+            "collector_with_workers_rss_peak_mb": round(collector.total_rss_peak_mb),
             "collector_cpu_cores": round(cpu / secs, 2),
             "decode_workers_cpu_cores": round(workers_cpu / secs, 2),
             "collector_cpu_us_per_acked_span": round((cpu + workers_cpu) * 1e6 / load.spans, 1) if load.spans else None,
