@@ -1,14 +1,16 @@
 """Decoding off the collector's main process, so normalization runs on every core.
 
 Comes in: WAL record payloads (bytes) with their record kind. Goes out: futures of the decoded
-tables, serialized as Arrow IPC (cheap to send between processes, no pickling of rows). Parsing
-and normalizing run in worker processes because that Python work, not I/O, sets the ingest
-ceiling, and one process only ever gets one core's worth of it. With `workers=0` everything runs
-inline in the calling thread (tests, tiny machines).
+tables, LLM calls priced (`store.pricing`), serialized as Arrow IPC (cheap to send between
+processes, no pickling of rows). Parsing, normalizing and pricing run in worker processes because
+that Python work, not I/O, sets the ingest ceiling, and one process only ever gets one core's
+worth of it; pricing there also keeps its per-row loop from holding the GIL of the process that
+acknowledges. With `workers=0` everything runs inline in the calling thread (tests, tiny machines).
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import signal
@@ -21,13 +23,36 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from collector.signals import SIGNALS, TRACES
+from store.pricing import Pricer
+
+logger = logging.getLogger(__name__)
+
+_worker_pricer: Pricer | None = None  # a worker process's own, set when it starts (see _start_worker)
 
 
-def decode_payload(kind: int, payload: bytes, received_at_ns: int) -> dict[str, bytes]:
-    """Parse and decode one request; tables come back as Arrow IPC streams (empty ones left out)."""
+def decode_payload(kind: int, payload: bytes, received_at_ns: int, pricer: Pricer | None = None) -> dict[str, bytes]:
+    """Parse, decode and price one request; tables come back as Arrow IPC streams (empty ones left out)."""
     signal = SIGNALS[kind]
     tables = signal.decode(signal.request_type.FromString(payload), received_at_ns)
+    pricer = pricer or _worker_pricer
+    if pricer is not None and "llm_calls" in tables:
+        tables["llm_calls"] = price_calls(pricer, tables["llm_calls"])
     return {name: _to_ipc(table) for name, table in tables.items() if table.num_rows}
+
+
+def price_calls(pricer: Pricer, calls: pa.Table) -> pa.Table:
+    """One model lookup per model in the request, a few µs per call after that."""
+    try:
+        return pricer.price_table(calls)
+    except Exception:  # costs can be recomputed (`vigil reprice`), rows cannot: keep them
+        logger.exception("pricing failed: %d calls stored without cost", calls.num_rows)
+        return calls
+
+
+def _start_worker(parent_pid: int, pricer: Pricer | None) -> None:
+    global _worker_pricer
+    _worker_pricer = pricer
+    _exit_with_parent(parent_pid)
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -65,8 +90,9 @@ def _to_ipc(table: pa.Table) -> bytes:
 
 
 class DecodePool:
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, pricer: Pricer | None = None) -> None:
         self.workers = workers
+        self.pricer = pricer
         # In this process too: its first `pa.array` imports pandas (about a second holding the
         # GIL), which would otherwise stall the Export handlers at the first flush under load.
         _ready()
@@ -78,8 +104,8 @@ class DecodePool:
         executor = ProcessPoolExecutor(
             self.workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_exit_with_parent,
-            initargs=(os.getpid(),),
+            initializer=_start_worker,
+            initargs=(os.getpid(), self.pricer),  # a Pricer pickles as its price file's path
         )
         # Start every worker now, not on the first request: that one would wait seconds for it.
         for future in [executor.submit(_ready) for _ in range(self.workers)]:
@@ -96,7 +122,7 @@ class DecodePool:
             return self._executor.submit(decode_payload, kind, payload, received_at_ns)
         future: Future[dict[str, bytes]] = Future()
         try:
-            future.set_result(decode_payload(kind, payload, received_at_ns))
+            future.set_result(decode_payload(kind, payload, received_at_ns, self.pricer))
         except Exception as exc:  # noqa: BLE001 - handed to the caller like a worker's error
             future.set_exception(exc)
         return future
