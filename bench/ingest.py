@@ -219,8 +219,8 @@ class CollectorProcess:
 
 @dataclass
 class Load:
-    # (ack time, ms of the attempt that was acked, ms since the first attempt or the paced slot, spans)
-    acks: list[tuple[float, float, float, int]] = field(default_factory=list)
+    # (ack time, ms of the attempt that was acked, ms since the first attempt or the paced slot, spans, bytes)
+    acks: list[tuple[float, float, float, int, int]] = field(default_factory=list)
     requests: int = 0
     spans: int = 0
     calls: int = 0
@@ -231,10 +231,11 @@ class Load:
     elapsed_s: float = 0.0
     warmup_s: float = 0.0
 
-    def steady_rate(self) -> float:
-        """Spans/s acknowledged in the second half of the run, once the ingest queue has filled."""
+    def steady_rate(self, column: int = 3) -> float:
+        """Spans/s (or bytes/s, column 4) acknowledged in the second half of the run, once the ingest
+        queue has filled."""
         mid = self.start + self.elapsed_s / 2
-        return sum(n for at, _, _, n in self.acks if at >= mid) / (self.elapsed_s / 2)
+        return sum(ack[column] for ack in self.acks if ack[0] >= mid) / (self.elapsed_s / 2)
 
     def percentiles(self, column: int) -> dict[str, float | None]:
         settled = self.start + self.warmup_s  # the first requests pay for lazy imports and cold caches
@@ -280,7 +281,7 @@ def run_raw(port: int, payloads: list[tuple[bytes, int, int]], args: argparse.Na
                         print(f"export failed: {exc.code()} {exc.details()}", file=sys.stderr)
                         break
                     acked = time.perf_counter()
-                    mine.acks.append((acked, (acked - sent) * 1000, (acked - first) * 1000, spans))
+                    mine.acks.append((acked, (acked - sent) * 1000, (acked - first) * 1000, spans, len(payload)))
                     mine.requests, mine.spans, mine.calls = mine.requests + 1, mine.spans + spans, mine.calls + calls
                     mine.otlp_bytes += len(payload)
                     break
@@ -378,6 +379,7 @@ def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[
             "acked_spans_per_s": round(load.spans / secs) if raw else None,
             "acked_spans_per_s_2nd_half": round(load.steady_rate()) if raw else None,
             "otlp_mb_per_s": round(load.otlp_bytes / secs / 1e6, 2) if raw else None,
+            "otlp_mb_per_s_2nd_half": round(load.steady_rate(4) / 1e6, 2) if raw else None,
             **{f"ack_{k}_ms": v for k, v in load.percentiles(1).items()},
             **{f"ack_incl_retries_{k}_ms": v for k, v in load.percentiles(2).items() if k != "p50"},
             "refused_retried": load.refused,
