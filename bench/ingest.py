@@ -131,12 +131,14 @@ def _cpu_s(pid: int) -> float:
     return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _rss_mb(pid: int) -> float:
+def _pss_mb(pid: int) -> float:
+    """Proportional set size: shared library pages split between the processes that map them,
+    so a sum over the collector and its workers does not count pyarrow's libraries three times."""
     try:
-        status = Path(f"/proc/{pid}/status").read_text()
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
     except OSError:
         return 0.0
-    line = next((line for line in status.splitlines() if line.startswith("VmRSS:")), "VmRSS: 0 kB")
+    line = next((line for line in rollup.splitlines() if line.startswith("Pss:")), "Pss: 0 kB")
     return int(line.split()[1]) / 1024
 
 
@@ -145,7 +147,7 @@ class CollectorProcess:
 
     def __init__(self, data_dir: Path, fsync: bool) -> None:
         self.data_dir, self.fsync = data_dir, fsync
-        self.rss_peak_mb = self.rss_sum_mb = self.total_rss_peak_mb = 0.0
+        self.rss_peak_mb = self.rss_sum_mb = self.total_pss_peak_mb = 0.0
         self.samples = 0
 
     def __enter__(self) -> CollectorProcess:
@@ -183,8 +185,8 @@ class CollectorProcess:
             rss_mb = int(fields["VmRSS"].split()[0]) / 1024
             self.rss_peak_mb = max(self.rss_peak_mb, int(fields["VmHWM"].split()[0]) / 1024, rss_mb)
             self.rss_sum_mb, self.samples = self.rss_sum_mb + rss_mb, self.samples + 1
-            workers_mb = sum(_rss_mb(pid) for pid in self.worker_pids())
-            self.total_rss_peak_mb = max(self.total_rss_peak_mb, rss_mb + workers_mb)
+            pss_mb = sum(map(_pss_mb, [self.proc.pid, *self.worker_pids()]))
+            self.total_pss_peak_mb = max(self.total_pss_peak_mb, pss_mb)
             time.sleep(0.1)
 
     def cpu_s(self) -> float:
@@ -386,7 +388,7 @@ def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[
             "errors": load.errors,
             "collector_rss_peak_mb": round(collector.rss_peak_mb),
             "collector_rss_avg_mb": round(collector.rss_sum_mb / max(collector.samples, 1)),
-            "collector_with_workers_rss_peak_mb": round(collector.total_rss_peak_mb),
+            "collector_with_workers_pss_peak_mb": round(collector.total_pss_peak_mb),
             "collector_cpu_cores": round(cpu / secs, 2),
             "decode_workers_cpu_cores": round(workers_cpu / secs, 2),
             "collector_cpu_us_per_acked_span": round((cpu + workers_cpu) * 1e6 / load.spans, 1) if load.spans else None,
