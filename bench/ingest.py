@@ -123,12 +123,31 @@ def build_request(seed: int, spans: int, content_bytes: int) -> tuple[bytes, int
     return ExportTraceServiceRequest(resource_spans=[resource]).SerializeToString(), calls
 
 
+def _cpu_s(pid: int) -> float:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # a worker that just exited
+        return 0.0
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pss_mb(pid: int) -> float:
+    """Proportional set size: shared library pages split between the processes that map them,
+    so a sum over the collector and its workers does not count pyarrow's libraries three times."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0.0
+    line = next((line for line in rollup.splitlines() if line.startswith("Pss:")), "Pss: 0 kB")
+    return int(line.split()[1]) / 1024
+
+
 class CollectorProcess:
     """`vigil collector` in its own process; samples its RSS (VmRSS/VmHWM) and CPU time from /proc."""
 
     def __init__(self, data_dir: Path, fsync: bool) -> None:
         self.data_dir, self.fsync = data_dir, fsync
-        self.rss_peak_mb = self.rss_sum_mb = 0.0
+        self.rss_peak_mb = self.rss_sum_mb = self.total_pss_peak_mb = 0.0
         self.samples = 0
 
     def __enter__(self) -> CollectorProcess:
@@ -166,11 +185,25 @@ class CollectorProcess:
             rss_mb = int(fields["VmRSS"].split()[0]) / 1024
             self.rss_peak_mb = max(self.rss_peak_mb, int(fields["VmHWM"].split()[0]) / 1024, rss_mb)
             self.rss_sum_mb, self.samples = self.rss_sum_mb + rss_mb, self.samples + 1
+            pss_mb = sum(map(_pss_mb, [self.proc.pid, *self.worker_pids()]))
+            self.total_pss_peak_mb = max(self.total_pss_peak_mb, pss_mb)
             time.sleep(0.1)
 
     def cpu_s(self) -> float:
-        stat = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+        return _cpu_s(self.proc.pid)
+
+    def worker_pids(self) -> list[int]:
+        """The decode worker processes: the collector's children."""
+        children = []
+        for task in Path(f"/proc/{self.proc.pid}/task").glob("*/children"):
+            try:
+                children += task.read_text().split()
+            except OSError:  # a thread that just ended
+                continue
+        return [int(pid) for pid in children]
+
+    def workers_cpu_s(self) -> float:
+        return sum(_cpu_s(pid) for pid in self.worker_pids())
 
     def stop(self) -> float:
         """SIGTERM, then wait while it writes everything acknowledged; returns the drain seconds."""
@@ -188,8 +221,8 @@ class CollectorProcess:
 
 @dataclass
 class Load:
-    # (ack time, ms of the attempt that was acked, ms since the first attempt or the paced slot, spans)
-    acks: list[tuple[float, float, float, int]] = field(default_factory=list)
+    # (ack time, ms of the attempt that was acked, ms since the first attempt or the paced slot, spans, bytes)
+    acks: list[tuple[float, float, float, int, int]] = field(default_factory=list)
     requests: int = 0
     spans: int = 0
     calls: int = 0
@@ -200,10 +233,11 @@ class Load:
     elapsed_s: float = 0.0
     warmup_s: float = 0.0
 
-    def steady_rate(self) -> float:
-        """Spans/s acknowledged in the second half of the run, once the ingest queue has filled."""
+    def steady_rate(self, column: int = 3) -> float:
+        """Spans/s (or bytes/s, column 4) acknowledged in the second half of the run, once the ingest
+        queue has filled."""
         mid = self.start + self.elapsed_s / 2
-        return sum(n for at, _, _, n in self.acks if at >= mid) / (self.elapsed_s / 2)
+        return sum(ack[column] for ack in self.acks if ack[0] >= mid) / (self.elapsed_s / 2)
 
     def percentiles(self, column: int) -> dict[str, float | None]:
         settled = self.start + self.warmup_s  # the first requests pay for lazy imports and cold caches
@@ -249,7 +283,7 @@ def run_raw(port: int, payloads: list[tuple[bytes, int, int]], args: argparse.Na
                         print(f"export failed: {exc.code()} {exc.details()}", file=sys.stderr)
                         break
                     acked = time.perf_counter()
-                    mine.acks.append((acked, (acked - sent) * 1000, (acked - first) * 1000, spans))
+                    mine.acks.append((acked, (acked - sent) * 1000, (acked - first) * 1000, spans, len(payload)))
                     mine.requests, mine.spans, mine.calls = mine.requests + 1, mine.spans + spans, mine.calls + calls
                     mine.otlp_bytes += len(payload)
                     break
@@ -324,14 +358,17 @@ def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[
     data_dir = work / "data"
     try:
         with CollectorProcess(data_dir, fsync) as collector:
-            profiler = start_profiler(collector.proc.pid, work / "profile.folded") if args.py_spy else None
-            cpu0, own0 = collector.cpu_s(), time.process_time()
+            profiler = None
+            if args.py_spy or args.py_spy_native:
+                profiler = start_profiler(collector.proc.pid, work / "profile.folded", args.py_spy_native)
+            cpu0, workers0, own0 = collector.cpu_s(), collector.workers_cpu_s(), time.process_time()
             load = run_sdk(collector.port, args) if args.sdk else run_raw(collector.port, payloads, args, rate)
             cpu, own = collector.cpu_s() - cpu0, time.process_time() - own0
+            workers_cpu = collector.workers_cpu_s() - workers0
             drain_s = collector.stop()
         if profiler is not None:
             profiler.wait(timeout=60)
-            print_profile(work / "profile.folded")
+            print_profile(work / "profile.folded", "native, all busy threads" if args.py_spy_native else "--gil")
         spans, calls = stored_rows(data_dir)
         parquet_bytes = [p.stat().st_size for p in data_dir.rglob("*.parquet")]
         secs, raw = load.elapsed_s, not args.sdk
@@ -344,13 +381,17 @@ def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[
             "acked_spans_per_s": round(load.spans / secs) if raw else None,
             "acked_spans_per_s_2nd_half": round(load.steady_rate()) if raw else None,
             "otlp_mb_per_s": round(load.otlp_bytes / secs / 1e6, 2) if raw else None,
+            "otlp_mb_per_s_2nd_half": round(load.steady_rate(4) / 1e6, 2) if raw else None,
             **{f"ack_{k}_ms": v for k, v in load.percentiles(1).items()},
             **{f"ack_incl_retries_{k}_ms": v for k, v in load.percentiles(2).items() if k != "p50"},
             "refused_retried": load.refused,
             "errors": load.errors,
             "collector_rss_peak_mb": round(collector.rss_peak_mb),
             "collector_rss_avg_mb": round(collector.rss_sum_mb / max(collector.samples, 1)),
+            "collector_with_workers_pss_peak_mb": round(collector.total_pss_peak_mb),
             "collector_cpu_cores": round(cpu / secs, 2),
+            "decode_workers_cpu_cores": round(workers_cpu / secs, 2),
+            "collector_cpu_us_per_acked_span": round((cpu + workers_cpu) * 1e6 / load.spans, 1) if load.spans else None,
             "loadgen_cpu_cores": round(own / secs, 2),
             "drain_after_stop_s": round(drain_s, 2),
             "sent_spans": load.spans,
@@ -399,24 +440,29 @@ def run_stages(payloads: list[tuple[bytes, int, int]], args: argparse.Namespace)
     return row
 
 
-def start_profiler(pid: int, out: Path) -> subprocess.Popen:
-    """py-spy (on PATH, else through uvx) samples the GIL holder until the collector exits."""
+def start_profiler(pid: int, out: Path, native: bool) -> subprocess.Popen:
+    """py-spy (on PATH, else through uvx) samples the GIL holder until the collector exits; with
+    `native`, every busy thread of the collector and its decode workers, C frames included."""
     spy = [shutil.which("py-spy")] if shutil.which("py-spy") else ["uvx", "py-spy"]
-    cmd = [*spy, "record", "--pid", str(pid), "--gil", "--nonblocking", "-r", "100", "-f", "raw", "-o", str(out)]
+    # Native stacks need py-spy to pause the process at each sample: that costs a little throughput.
+    mode = ["--native", "--subprocesses"] if native else ["--gil", "--nonblocking"]
+    cmd = [*spy, "record", "--pid", str(pid), *mode, "-r", "100", "-f", "raw", "-o", str(out)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def print_profile(folded: Path, top: int = 25) -> None:
+def print_profile(folded: Path, mode: str, top: int = 25) -> None:
     """Self and inclusive share of samples per function from py-spy's collapsed stacks."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     for line in folded.read_text().splitlines() if folded.exists() else []:
         stack, _, count = line.rpartition(" ")
         frames = [re.sub(r"\((?:.*/site-packages/)?(.*?):\d+\)$", r"(\1)", f) for f in stack.split(";")]
+        if frames[0].startswith("process "):  # --subprocesses: which process, as a short name
+            frames[0] = "[decode worker]" if "multiprocessing" in frames[0] else "[collector main process]"
         own[frames[-1]] += int(count)
         inclusive.update(dict.fromkeys(frames, int(count)))
     total = sum(own.values()) or 1
-    print(f"collector profile (py-spy --gil, {total} samples): self% / inclusive%")
+    print(f"collector profile (py-spy {mode}, {total} samples): self% / inclusive%")
     for name, count in own.most_common(top):
         print(f"  {100 * count / total:5.1f}  {100 * inclusive[name] / total:5.1f}  {name}")
     print("  inclusive only:")
@@ -464,6 +510,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep-data", action="store_true", help="keep the data folders and collector log")
     parser.add_argument("--stages", action="store_true", help="time parse/validate/decode/write in-process only")
     parser.add_argument("--py-spy", action="store_true", help="profile the collector with py-spy --gil")
+    parser.add_argument(
+        "--py-spy-native", action="store_true", help="profile every busy collector and worker thread, C frames too"
+    )
     parser.add_argument("--json", action="store_true", help="also print the results as one JSON line")
     args = parser.parse_args(argv)
 

@@ -1,17 +1,20 @@
 """Decoding off the collector's main process, so normalization runs on every core.
 
 Comes in: WAL record payloads (bytes) with their record kind. Goes out: futures of the decoded
-tables, serialized as Arrow IPC (cheap to send between processes, no pickling of rows). Parsing
-and normalizing run in worker processes because that Python work, not I/O, sets the ingest
-ceiling, and one process only ever gets one core's worth of it. With `workers=0` everything runs
-inline in the calling thread (tests, tiny machines).
+tables, LLM calls priced (`store.pricing`), serialized as Arrow IPC (cheap to send between
+processes, no pickling of rows). Parsing, normalizing and pricing run in worker processes because
+that Python work, not I/O, sets the ingest ceiling, and one process only ever gets one core's
+worth of it; pricing there also keeps its per-row loop from holding the GIL of the process that
+acknowledges. With `workers=0` everything runs inline in the calling thread (tests, tiny machines).
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -23,18 +26,50 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from collector import quality as quality_rules
 from collector.signals import SIGNALS, TRACES
 from store.config import QualityConfig
+from store.pricing import Pricer
+
+logger = logging.getLogger(__name__)
+
+_worker_pricer: Pricer | None = None  # a worker process's own, set when it starts (see _start_worker)
 
 
-def decode_payload(kind: int, payload: bytes, received_at_ns: int) -> dict[str, bytes]:
-    """Parse and decode one request; tables come back as Arrow IPC streams (empty ones left out)."""
+def decode_payload(kind: int, payload: bytes, received_at_ns: int, pricer: Pricer | None = None) -> dict[str, bytes]:
+    """Parse, decode and price one request; tables come back as Arrow IPC streams (empty ones left out)."""
     signal = SIGNALS[kind]
     tables = signal.decode(signal.request_type.FromString(payload), received_at_ns)
+    pricer = pricer or _worker_pricer
+    if pricer is not None and "llm_calls" in tables:
+        tables["llm_calls"] = price_calls(pricer, tables["llm_calls"])
     return {name: _to_ipc(table) for name, table in tables.items() if table.num_rows}
 
 
-def _start_worker(parent_pid: int, quality: QualityConfig | None) -> None:
+def price_calls(pricer: Pricer, calls: pa.Table) -> pa.Table:
+    """One model lookup per model in the request, a few µs per call after that."""
+    try:
+        return pricer.price_table(calls)
+    except Exception:  # costs can be recomputed (`vigil reprice`), rows cannot: keep them
+        logger.exception("pricing failed: %d calls stored without cost", calls.num_rows)
+        return calls
+
+
+def _start_worker(parent_pid: int, pricer: Pricer | None, quality: QualityConfig | None) -> None:
+    global _worker_pricer
+    _worker_pricer = pricer
     quality_rules.configure(quality)  # the [quality] rules the normalizer applies in this process
+    # The first `pa.array` imports pandas if it can, only to ask whether its input is a pandas
+    # object: 1.5 s of CPU and ~40 MB of RSS per worker. Decoding never hands pyarrow pandas
+    # objects, so a worker runs as if pandas were not installed (pyarrow supports that).
+    sys.meta_path.insert(0, _WithoutPandas())
     _exit_with_parent(parent_pid)
+
+
+class _WithoutPandas:
+    """An import finder under which `import pandas` fails as if it were not installed."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError(f"no {name} in vigil decode workers", name=name)
+        return None
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -72,10 +107,14 @@ def _to_ipc(table: pa.Table) -> bytes:
 
 
 class DecodePool:
-    def __init__(self, workers: int, quality: QualityConfig | None = None) -> None:
+    def __init__(self, workers: int, pricer: Pricer | None = None, quality: QualityConfig | None = None) -> None:
         self.workers = workers
+        self.pricer = pricer
         self.quality = quality
         quality_rules.configure(quality)  # for inline decoding, and the fallback when a worker dies
+        # In this process too: its first `pa.array` imports pandas (about a second holding the
+        # GIL), which would otherwise stall the Export handlers at the first flush under load.
+        _ready()
         self._executor = self._start() if workers > 0 else None
 
     def _start(self) -> ProcessPoolExecutor:
@@ -85,7 +124,7 @@ class DecodePool:
             self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(os.getpid(), self.quality),
+            initargs=(os.getpid(), self.pricer, self.quality),  # a Pricer pickles as its price file's path
         )
         # Start every worker now, not on the first request: that one would wait seconds for it.
         for future in [executor.submit(_ready) for _ in range(self.workers)]:
@@ -102,7 +141,7 @@ class DecodePool:
             return self._executor.submit(decode_payload, kind, payload, received_at_ns)
         future: Future[dict[str, bytes]] = Future()
         try:
-            future.set_result(decode_payload(kind, payload, received_at_ns))
+            future.set_result(decode_payload(kind, payload, received_at_ns, self.pricer))
         except Exception as exc:  # noqa: BLE001 - handed to the caller like a worker's error
             future.set_exception(exc)
         return future

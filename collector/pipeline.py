@@ -2,8 +2,8 @@
 
 Comes in: (WAL sequence number, request bytes) pairs from the Export handlers, and on start-up
 the WAL records that were not yet written to Parquet. Decoding runs in worker processes
-(`collector.decode_pool`); results are taken in WAL order. Goes out: Parquet files through
-`store.writer` (LLM calls priced by `store.pricing` on the way), then a WAL checkpoint.
+(`collector.decode_pool`, which also prices LLM calls); results are taken in WAL order. Goes out:
+Parquet files through `store.writer`, then a WAL checkpoint.
 Must not: checkpoint a record before its rows are in committed files, or hold more than
 `max_queue_bytes` of requests in memory (`reserve` says no first, and the handler answers
 RESOURCE_EXHAUSTED so the client retries later).
@@ -61,7 +61,7 @@ class Pipeline:
         self._buffers: dict[str, list[pa.Table]] = {}
         self._buffered_rows: dict[str, int] = {}
         self._buffered_seq = 0
-        self._pool = DecodePool(decode_workers, quality)
+        self._pool = DecodePool(decode_workers, pricer, quality)
         self._max_in_flight = max(2, 2 * decode_workers)
         self._in_flight: deque[tuple[int, int, Future, int, bytes]] = deque()
         self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)
@@ -168,7 +168,7 @@ class Pipeline:
             # A worker died (killed, out of memory): start new ones and decode this one here.
             logger.error("decode worker died; restarting the pool")
             self._pool.restart()
-            return decode_payload(kind, payload, time.time_ns())
+            return decode_payload(kind, payload, time.time_ns(), self.pricer)
 
     def _quarantine(self, seq: int, kind: int, payload: bytes) -> Path:
         """Keep the bytes of a request the decoder failed on (the checkpoint will pass it)."""
@@ -185,16 +185,6 @@ class Pipeline:
         while self._in_flight:
             self._collect(block=True)
 
-    def _price(self, calls: pa.Table) -> pa.Table:
-        """Price a whole flush at once: one model lookup per model, a few µs per call after that."""
-        if self.pricer is None:
-            return calls
-        try:
-            return self.pricer.price_table(calls)
-        except Exception:  # costs can be recomputed (`vigil reprice`), rows cannot: keep them
-            logger.exception("pricing failed: %d calls stored without cost", calls.num_rows)
-            return calls
-
     def _flush(self) -> None:
         if not self._buffered_seq:
             return
@@ -203,8 +193,6 @@ class Pipeline:
             # `spans` last: a reader that sees a task already sees its LLM calls and messages.
             for name in sorted(self._buffers, key=lambda table: table == "spans"):
                 table = pa.concat_tables(self._buffers[name])
-                if name == "llm_calls":
-                    table = self._price(table)
                 write_partitioned(self.root, name, table, tag=f"{self._buffered_seq:020d}")
                 # Dropped table by table, so a failure part-way does not write the rest twice.
                 del self._buffers[name]

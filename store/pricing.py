@@ -75,6 +75,10 @@ class Pricer:
         self._overrides = Overrides(load_overrides(overrides_file) if overrides_file else [])
         self._table = PriceTable()
 
+    def __reduce__(self) -> tuple:
+        """Pickled as its price file's path: a decode worker process builds its own from it."""
+        return Pricer, (self.overrides_file,)
+
     @classmethod
     def from_config(cls, config: PricingConfig) -> Pricer:
         """From `Config.pricing`; raises ConfigError when the price file is missing or wrong."""

@@ -12,13 +12,18 @@ import pyarrow as pa
 import pytest
 from genai_prices import Usage, update_prices
 from genai_prices.data import providers as table_providers
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from collector.conventions.cost import read_reported_cost
 from collector.normalize import SpanFacts, normalize_llm_call
-from store.config import ConfigError
+from collector.server import Collector
+from store.config import ConfigError, load_config
 from store.price_overrides import load_overrides
 from store.price_table import PriceTable, cost_usd
 from store.pricing import Price, Pricer, billable_tokens
+from tests.conftest import make_config, query, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = 1_790_000_000 * 10**9  # 2026-09-21 13:33 UTC
@@ -282,3 +287,46 @@ def test_pricing_never_touches_the_network(monkeypatch: pytest.MonkeyPatch) -> N
     assert pricer.price("anthropic", "claude-sonnet-4-20250514", None, 1000, 10, start_time_ns=T0).cost_usd
     assert pricer.price("somebody", "unheard-of", None, 1000, 10).cost_source == "unpriced"
     assert update_prices._shared_updater.thread is None, "genai-prices' background price fetch must stay off"
+
+
+def test_collector_decode_workers_price_with_the_users_price_file(tmp_path: Path) -> None:
+    """Pricing runs in the decode worker processes: they must use the same price file as the collector."""
+    data_dir = tmp_path / "data"
+    base = make_config(data_dir)
+    assert base.collector.decode_workers >= 1  # the worker-process path is the one under test
+    prices = ROOT / "sample_data" / "prices.example.toml"
+    settings = {name: getattr(base.collector, name) for name in ("http_listen", "grpc_listen", "flush_interval_s")}
+    config = load_config(
+        env={},
+        overrides={
+            "store": {"data_dir": str(data_dir)},
+            "collector": settings | {"metrics_log_interval_s": 0, "decode_workers": 1},
+            "pricing": {"overrides_file": str(prices)},
+        },
+    )
+    with Collector(config) as collector:
+        provider = TracerProvider()
+        exporter = OTLPSpanExporter(endpoint=f"127.0.0.1:{collector.grpc_port}", insecure=True)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer = provider.get_tracer("test")
+        for model in ("ft:gpt-4o-mini-2024-07-18:acme::abc123", "gpt-4o-mini"):
+            attributes = {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": model,
+                "gen_ai.usage.input_tokens": M,
+                "gen_ai.usage.output_tokens": 0,
+            }
+            with tracer.start_as_current_span(f"chat {model}", attributes=attributes):
+                pass
+        provider.shutdown()
+        sql = "SELECT request_model, cost_usd, cost_source FROM llm_calls ORDER BY request_model"
+        rows = wait_for(lambda: query(data_dir, sql), lambda found: len(found) == 2)
+    assert rows == [
+        {
+            "request_model": "ft:gpt-4o-mini-2024-07-18:acme::abc123",
+            "cost_usd": pytest.approx(0.3),
+            "cost_source": "override",
+        },
+        {"request_model": "gpt-4o-mini", "cost_usd": pytest.approx(0.15), "cost_source": "table"},
+    ]

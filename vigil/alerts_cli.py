@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from store.config import ConfigError, parse_range
-from vigil.cli import _common, _existing_store, _json_default, _load, _when
+from vigil.options import add_store_arguments, existing_store, json_default, load, parse_when
 
 DRIFT_BY = ("service", "model", "prompt_version", "task")
 
@@ -23,7 +23,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "Firing rules with a webhook (the rule's, else [alerting] webhook_url) get a JSON POST.",
         epilog="example: vigil check --config vigil.toml --format json",
     )
-    _common(check)
+    add_store_arguments(check)
     check.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     check.add_argument("--now", metavar="ISO", help="evaluate as if it were this time (UTC unless it says otherwise)")
     check.add_argument("--no-webhook", action="store_true", help="print only; POST nothing")
@@ -39,7 +39,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "          vigil drift --prompt-a support@v3 --prompt-b support@v4 --since 7d",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _common(drift)
+    add_store_arguments(drift)
     drift.add_argument("--baseline", metavar="FROM..TO", help="baseline window as ages, e.g. 7d..1d ([drift] baseline)")
     drift.add_argument("--current", metavar="FROM[..TO]", help="current window, e.g. 1d ([drift] current)")
     drift.add_argument("--prompt-a", metavar="VERSION", help="compare prompt version A (v3 or name@v3) ...")
@@ -58,11 +58,11 @@ def _run_check(args: argparse.Namespace) -> int:
     from store.catalog import connect
     from store.webhooks import deliver_alerts
 
-    config = _load(args)
+    config = load(args)
     if not config.alerts:
         raise ConfigError("no [[alerts]] rules to check; add some to --config (see sample_data/config.example.toml)")
-    now = _when(args.now, datetime.now(UTC), "--now") or datetime.now(UTC)
-    con = connect(_existing_store(config), config)
+    now = parse_when(args.now, datetime.now(UTC), "--now") or datetime.now(UTC)
+    con = connect(existing_store(config), config)
     try:
         results = evaluate_alerts(con, config, now)
     except duckdb.Error as exc:
@@ -77,7 +77,7 @@ def _run_check(args: argparse.Namespace) -> int:
             "results": [r.to_dict() for r in results],
             "webhooks": [vars(d) for d in deliveries],
         }
-        json.dump(report, sys.stdout, default=_json_default)
+        json.dump(report, sys.stdout, default=json_default)
         sys.stdout.write("\n")
     else:
         rows = [
@@ -105,14 +105,14 @@ def _run_drift(args: argparse.Namespace) -> int:
     from store.catalog import connect
     from store.queries import run
 
-    config = _load(args)
+    config = load(args)
     now = datetime.now(UTC)
     if bool(args.prompt_a) != bool(args.prompt_b):
         raise ConfigError("give both --prompt-a and --prompt-b (or neither, to compare time windows)")
     if args.prompt_a:
         if args.baseline or args.current:
             raise ConfigError("--prompt-a/--prompt-b compare versions over --since; drop --baseline/--current")
-        since = _when(args.since, now, "--since")
+        since = parse_when(args.since, now, "--since")
         sides = {"baseline_since": since, "baseline_until": now, "current_since": since, "current_until": now}
         sides |= {"baseline_prompt": args.prompt_a, "current_prompt": args.prompt_b}
     else:
@@ -125,7 +125,7 @@ def _run_drift(args: argparse.Namespace) -> int:
     min_samples = args.min_samples or config.drift.min_samples
     if min_samples < 1:
         raise ConfigError("--min-samples must be at least 1")
-    con = connect(_existing_store(config), config)
+    con = connect(existing_store(config), config)
     group = args.by or "all"
     shared = sides | {"min_samples": min_samples}
     report = {
@@ -137,7 +137,7 @@ def _run_drift(args: argparse.Namespace) -> int:
     }
     if args.format == "json":
         tables = {k: report[k].to_pylist() for k in ("signature", "length", "keys")}
-        json.dump(report | tables, sys.stdout, default=_json_default)
+        json.dump(report | tables, sys.stdout, default=json_default)
         sys.stdout.write("\n")
         return 0
     print("baseline:", _side(sides, "baseline"), "  current:", _side(sides, "current"), f"  min samples: {min_samples}")

@@ -9,17 +9,14 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from store.config import Config, ConfigError, load_config
 from vigil import alerts_cli, quality_cli, security_cli, sim_cli
+from vigil.options import add_store_arguments, existing_store, json_default, load, parse_when, progress
 
 logger = logging.getLogger("vigil")
-
-_DATA_DIR_HELP = "folder of the Parquet store and write-ahead log (env VIGIL_STORE_DATA_DIR; default ./vigil-data)"
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -46,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         help="receive OTLP traces and store them as Parquet",
         description="Run the OTLP/gRPC collector. Point OTEL_EXPORTER_OTLP_ENDPOINT=http://HOST:PORT at it.",
     )
-    _common(collector)
+    add_store_arguments(collector)
     collector.add_argument(
         "--grpc-listen",
         metavar="HOST:PORT",
@@ -66,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Run DuckDB SQL over the views spans, llm_calls and tasks.",
         epilog='example: vigil query "SELECT request_model, sum(input_tokens) FROM llm_calls GROUP BY 1"',
     )
-    _common(query)
+    add_store_arguments(query)
     query.add_argument("--format", choices=["table", "json", "csv"], default="table", help="output format")
     query.add_argument("--max-rows", type=int, default=100, help="rows shown by --format table (default 100)")
     query.add_argument("sql", help="the SQL to run")
@@ -77,7 +74,7 @@ def _parser() -> argparse.ArgumentParser:
         help="record a task verdict (user feedback, a downstream check)",
         description="Record a verdict for the task of TRACE_ID. The latest verdict wins; every one is kept.",
     )
-    _common(outcome)
+    add_store_arguments(outcome)
     outcome.add_argument("trace_id", help="the task's trace id (32 hex characters)")
     outcome.add_argument("outcome", choices=["success", "failure"])
     outcome.add_argument("--score", type=float, help="a score to keep with the verdict")
@@ -90,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
         help="print a metric report",
         description="Cost per successful task and friends, from the same named queries the dashboards use.",
     )
-    _common(report)
+    add_store_arguments(report)
     report.add_argument("report", choices=["cost"], help="which report")
     report.add_argument("--since", metavar="AGE|DATE", help="start of the window: 7d, 12h, 30m, 2w or 2026-11-01")
     report.add_argument("--until", metavar="AGE|DATE", help="end of the window (default: now)")
@@ -103,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
         help="merge small Parquet files and drop duplicate rows now",
         description="Merge small Parquet files (the collector also does this in the background).",
     )
-    _common(compact)
+    add_store_arguments(compact)
     compact.add_argument("--min-files", type=int, help="merge a partition from this many small files on (default 8)")
     compact.set_defaults(run=_run_compact)
 
@@ -113,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Recompute cost_usd of every stored LLM call from the bundled price table and your price file "
         "([pricing] overrides_file), rewriting each file in place. Costs the instrumentation reported are kept.",
     )
-    _common(reprice)
+    add_store_arguments(reprice)
     reprice.add_argument("--prices", metavar="FILE", help="price file to use instead of [pricing] overrides_file")
     reprice.set_defaults(run=_run_reprice)
 
@@ -124,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
         "store gets two weeks of demo agent traffic (see sample_data/demo/README.md) and a live trace every few "
         "seconds, and a simulated OpenAI-compatible model server answers on --sim-llm-listen. Ctrl-C stops everything.",
     )
-    _common(up)
+    add_store_arguments(up)
     up.add_argument("--grpc-listen", metavar="HOST:PORT", help="OTLP/gRPC address (default 127.0.0.1:4317)")
     up.add_argument("--http-listen", metavar="HOST:PORT", help="OTLP/HTTP address (default 127.0.0.1:4318)")
     up.add_argument("--dashboards-port", type=int, default=8501, metavar="PORT", help="dashboards port on 127.0.0.1")
@@ -140,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
         help="start only the dashboards over a store",
         description="Start the Streamlit dashboards on 127.0.0.1 over the store in --data-dir.",
     )
-    _common(dashboards)
+    add_store_arguments(dashboards)
     dashboards.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1 (default 8501)")
     dashboards.set_defaults(run=_run_dashboards)
     quality_cli.add_commands(commands)
@@ -150,22 +147,10 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", metavar="DIR", help=_DATA_DIR_HELP)
-    parser.add_argument("--config", metavar="FILE", help="TOML config file (sections [collector], [store])")
-
-
-def _load(args: argparse.Namespace, collector: dict[str, Any] | None = None, **sections: dict[str, Any]):
-    return load_config(
-        args.config,
-        overrides={"store": {"data_dir": args.data_dir}, "collector": collector or {}, **sections},
-    )
-
-
 def _serving_config(args: argparse.Namespace) -> Config:
     """Config for a command that runs the collector (listen flags), with logging set up from it."""
     security = security_cli.serving_overrides(args)
-    config = _load(
+    config = load(
         args,
         {"grpc_listen": args.grpc_listen, "http_listen": args.http_listen, "log_level": args.log_level}
         | security["collector"],
@@ -209,7 +194,7 @@ def _run_up(args: argparse.Namespace) -> int:
 def _run_dashboards(args: argparse.Namespace) -> int:
     from vigil.up import run_dashboards
 
-    return run_dashboards(Path(_load(args).store.data_dir), args.port, args.config)
+    return run_dashboards(Path(load(args).store.data_dir), args.port, args.config)
 
 
 def _run_query(args: argparse.Namespace) -> int:
@@ -217,8 +202,8 @@ def _run_query(args: argparse.Namespace) -> int:
 
     from store.catalog import connect, fetch
 
-    config = _load(args)
-    root = _existing_store(config)
+    config = load(args)
+    root = existing_store(config)
     con = connect(root, config)
     try:
         table = fetch(con, args.sql)
@@ -232,20 +217,13 @@ def _run_query(args: argparse.Namespace) -> int:
         return 0
     rows = table.to_pylist()
     if args.format == "json":
-        json.dump(rows, sys.stdout, default=_json_default)
+        json.dump(rows, sys.stdout, default=json_default)
         sys.stdout.write("\n")
     else:
         writer = csv.writer(sys.stdout)
         writer.writerow(table.column_names)
         writer.writerows([row.values() for row in rows])
     return 0
-
-
-def _existing_store(config: Config) -> Path:
-    root = Path(config.store.data_dir)
-    if not root.is_dir():
-        raise ConfigError(f"no store at {root}; start `vigil up --data-dir {root}` first or fix --data-dir")
-    return root
 
 
 def _groups() -> list[str]:
@@ -257,7 +235,7 @@ def _groups() -> list[str]:
 def _run_outcome(args: argparse.Namespace) -> int:
     from store.outcomes import VerdictError, record_verdicts, verdict_row
 
-    root = Path(_load(args).store.data_dir)
+    root = Path(load(args).store.data_dir)
     try:
         row = verdict_row(args.trace_id, args.outcome, args.score, args.comment, args.source)
     except VerdictError as exc:
@@ -271,16 +249,16 @@ def _run_report(args: argparse.Namespace) -> int:
     from store.catalog import connect
     from store.queries import run
 
-    config = _load(args)
-    root = _existing_store(config)
+    config = load(args)
+    root = existing_store(config)
     now = datetime.now(UTC)
-    since, until = _when(args.since, now, "--since"), _when(args.until, now, "--until")
+    since, until = parse_when(args.since, now, "--since"), parse_when(args.until, now, "--until")
     table = run(connect(root, config), "cost_per_successful_task", group=args.by or "all", since=since, until=until)
     rows = table.to_pylist()
     if not args.by:
         rows = [{k: v for k, v in row.items() if k != "group"} for row in rows] or [{"tasks": 0}]
     if args.format == "json":
-        json.dump(rows if args.by else rows[0], sys.stdout, default=_json_default)
+        json.dump(rows if args.by else rows[0], sys.stdout, default=json_default)
         sys.stdout.write("\n")
         return 0
     import duckdb
@@ -289,25 +267,11 @@ def _run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _when(value: str | None, now: datetime, flag: str) -> datetime | None:
-    """'7d', '12h', '30m', '2w' before now, or an ISO date/time (UTC unless it says otherwise)."""
-    if not value:
-        return None
-    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-    if value[:-1].isdigit() and value[-1] in units:
-        return now - timedelta(**{units[value[-1]]: int(value[:-1])})
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{flag} {value!r}: use an age like 7d, 12h, 30m, 2w or a date like 2026-11-01") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _run_compact(args: argparse.Namespace) -> int:
     from store.compaction import compact
 
-    config = _load(args)
-    root = _existing_store(config)
+    config = load(args)
+    root = existing_store(config)
     results = compact(
         root, args.min_files or config.store.compaction_min_files, grace_s=config.store.compaction_grace_s
     )
@@ -325,8 +289,8 @@ def _run_reprice(args: argparse.Namespace) -> int:
     config = load_config(
         args.config, overrides={"store": {"data_dir": args.data_dir}, "pricing": {"overrides_file": args.prices}}
     )
-    root = _existing_store(config)
-    summary = reprice_store(root, Pricer.from_config(config.pricing), _progress("repriced {done}/{total} files"))
+    root = existing_store(config)
+    summary = reprice_store(root, Pricer.from_config(config.pricing), progress("repriced {done}/{total} files"))
     share = summary.unpriced / summary.calls if summary.calls else 0.0
     sources = ", ".join(f"{source} {n}" for source, n in sorted(summary.by_source.items())) or "none"
     print(
@@ -334,26 +298,3 @@ def _run_reprice(args: argparse.Namespace) -> int:
         f"({summary.rewritten} files rewritten), {summary.unpriced} unpriced ({share:.1%}); by source: {sources}"
     )
     return 0
-
-
-def _progress(template: str):
-    """A progress callback writing to stderr: one updating line on a terminal, a few lines otherwise."""
-    tty = sys.stderr.isatty()
-
-    def show(done: int, total: int) -> None:
-        if tty:
-            print("\r" + template.format(done=done, total=total), end="\n" if done == total else "", file=sys.stderr)
-        elif done == total or done % max(1, total // 10) == 0:
-            print(template.format(done=done, total=total), file=sys.stderr)
-
-    return show
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)

@@ -10,6 +10,7 @@ from store.config import load_config
 from store.quality import quality_columns
 from store.quality.evaluate import DEFAULT_EVAL_FILE, Evaluation, evaluate, load_eval_set
 from store.quality.refusal import compile_rules
+from vigil.options import add_store_arguments, existing_store, load, progress
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -33,8 +34,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         description="Rewrite the refusal, hedging, signature and validation columns of every stored LLM call and "
         "GenAI output message with the current [quality] rules. Files are replaced atomically; queries keep working.",
     )
-    recompute.add_argument("--data-dir", metavar="DIR", help="folder of the Parquet store (default ./vigil-data)")
-    recompute.add_argument("--config", metavar="FILE", help="TOML config with the [quality] rules to apply")
+    add_store_arguments(recompute)
     recompute.set_defaults(run=_run_recompute)
     explain = sub.add_parser(
         "explain",
@@ -78,12 +78,11 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 def _run_recompute(args: argparse.Namespace) -> int:
     from store.quality.recompute import recompute_store
-    from vigil.cli import _existing_store, _progress  # the CLI's shared helpers (imported once it runs)
 
-    config = load_config(args.config, overrides={"store": {"data_dir": args.data_dir}})
+    config = load(args)
     quality = config.quality
     rules = compile_rules(quality.refusal_rule_sets, quality.disabled_rules, quality.hedging)
-    summary = recompute_store(_existing_store(config), rules, _progress("recomputed {done}/{total} files"))
+    summary = recompute_store(existing_store(config), rules, progress("recomputed {done}/{total} files"))
     print(
         f"recomputed {summary.rows} rows in {summary.files} files: {summary.changed} changed "
         f"({summary.rewritten} files rewritten); {summary.refused} calls refused"

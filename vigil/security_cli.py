@@ -6,9 +6,8 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 
-from store.config import ConfigError, load_config
+from vigil.options import add_store_arguments, existing_store, load
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -42,7 +41,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     revoke.add_argument("id", help="the key id shown by `vigil keys list`")
     revoke.set_defaults(run=_run_revoke)
     for parser in (create, listing, revoke):
-        _common(parser)
+        add_store_arguments(parser)
 
     retention = commands.add_parser(
         "retention",
@@ -52,7 +51,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     retention_actions = retention.add_subparsers(title="actions", metavar="ACTION", required=True)
     apply = retention_actions.add_parser("apply", help="delete what is past its limit", description="Apply retention.")
     apply.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
-    _common(apply)
+    add_store_arguments(apply)
     apply.set_defaults(run=_run_retention)
 
 
@@ -64,19 +63,10 @@ def serving_overrides(args: argparse.Namespace) -> dict[str, dict]:
     }
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", metavar="DIR", help="folder of the store (env VIGIL_STORE_DATA_DIR)")
-    parser.add_argument("--config", metavar="FILE", help="TOML config file")
-
-
-def _config(args: argparse.Namespace):
-    return load_config(args.config, overrides={"store": {"data_dir": args.data_dir}})
-
-
 def _run_create(args: argparse.Namespace) -> int:
     from store.keys import create_key, keys_path
 
-    config = _config(args)
+    config = load(args)
     entry, key = create_key(keys_path(config), args.project, args.name)
     print(key)
     print(
@@ -91,7 +81,7 @@ def _run_create(args: argparse.Namespace) -> int:
 def _run_list(args: argparse.Namespace) -> int:
     from store.keys import keys_path, load_keys
 
-    keys = load_keys(keys_path(_config(args)))
+    keys = load_keys(keys_path(load(args)))
     if args.format == "json":
         rows = [{k: v for k, v in vars(key).items() if k != "sha256"} | {"active": key.active} for key in keys]
         json.dump(rows, sys.stdout)
@@ -109,7 +99,7 @@ def _run_list(args: argparse.Namespace) -> int:
 def _run_revoke(args: argparse.Namespace) -> int:
     from store.keys import keys_path, revoke_key
 
-    entry = revoke_key(keys_path(_config(args)), args.id)
+    entry = revoke_key(keys_path(load(args)), args.id)
     print(f"key {entry.id} of project {entry.project!r} revoked {_when(entry.revoked_at)}")
     return 0
 
@@ -117,11 +107,8 @@ def _run_revoke(args: argparse.Namespace) -> int:
 def _run_retention(args: argparse.Namespace) -> int:
     from store.retention import apply_retention
 
-    config = _config(args)
-    root = Path(config.store.data_dir)
-    if not root.is_dir():
-        raise ConfigError(f"no store at {root}; fix --data-dir")
-    results = apply_retention(root, config.retention, dry_run=args.dry_run)
+    config = load(args)
+    results = apply_retention(existing_store(config), config.retention, dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"
     for r in results:
         projects = f" (projects {', '.join(p or '<none>' for p in r.projects)})" if r.projects else ""

@@ -51,22 +51,44 @@ class Keys:
 
 def group_keys(attrs: dict[str, Any]) -> Keys:
     keys = Keys()
+    places = _PLACES
     for key, value in attrs.items():
-        if not key.startswith(_ALL_PREFIXES):  # one C-level check for the common case
+        # Spans of one service repeat the same few dozen keys: where a key goes is looked up once.
+        try:
+            place = places[key]
+        except KeyError:
+            place = _place(key)
+            if len(places) < _MAX_PLACES and len(key) < 256:
+                places[key] = place
+        if place is None:
             continue
-        if key.startswith(INDEXED_PREFIXES):
-            for prefix in INDEXED_PREFIXES:
-                if key.startswith(prefix):
-                    index, _, rest = key[len(prefix) :].partition(".")
-                    if index.isdigit() and rest and len(index) < 7:
-                        keys.indexed.setdefault(prefix, {}).setdefault(int(index), {})[rest] = value
-                    break
-            continue
-        for prefix in PREFIXED:
-            if key.startswith(prefix):
-                keys.prefixed.setdefault(prefix, {})[key[len(prefix) :]] = value
-                break
+        prefix, index, rest = place
+        if index is None:
+            keys.prefixed.setdefault(prefix, {})[rest] = value
+        else:
+            keys.indexed.setdefault(prefix, {}).setdefault(index, {})[rest] = value
     return keys
+
+
+_PLACES: dict[str, tuple[str, int | None, str] | None] = {}
+_MAX_PLACES = 20_000  # a sender inventing keys without end must not grow the cache without end
+
+
+def _place(key: str) -> tuple[str, int | None, str] | None:
+    """(prefix, N or None for an open family, rest) of a grouped key; None for any other key."""
+    if not key.startswith(_ALL_PREFIXES):  # one C-level check for the common case
+        return None
+    if key.startswith(INDEXED_PREFIXES):
+        for prefix in INDEXED_PREFIXES:
+            if key.startswith(prefix):
+                index, _, rest = key[len(prefix) :].partition(".")
+                if index.isdigit() and rest and len(index) < 7:
+                    return prefix, int(index), rest
+                return None
+    for prefix in PREFIXED:
+        if key.startswith(prefix):
+            return prefix, None, key[len(prefix) :]
+    return None
 
 
 def subgroup(fields: dict[str, Any], prefix: str) -> dict[int, dict[str, Any]]:

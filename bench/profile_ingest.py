@@ -1,0 +1,154 @@
+"""Where the collector's CPU goes, per span and per stage, measured in CPU time (not wall clock).
+
+Runs every step a traced request takes through the collector, in this one process, on a fixed
+set of pre-encoded requests (the same ones `bench.ingest` sends), and prints CPU µs per span of
+each: parse, validate, decode attributes, normalize, the rest of decode_traces (row building and
+the Arrow tables), Arrow IPC to and from a decode worker, pricing, the Parquet write and the WAL
+append. CPU time (`time.process_time`, all threads of this process) is what a busy machine
+cannot inflate the way it inflates wall-clock figures, so before/after comparisons made here
+hold while other work shares the cores. Then a cProfile top-N of the whole path. Asserts nothing.
+
+    uv run python -m bench.profile_ingest                        # ~1 KiB content per chat span
+    uv run python -m bench.profile_ingest --content-bytes 10240  # 10 KiB spans
+    uv run python -m bench.profile_ingest --top 40 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from bench.ingest import build_request
+from collector.attributes import decode_attributes
+from collector.decode_pool import _to_ipc, from_ipc
+from collector.decode_traces import decode_traces, validate_traces
+from collector.normalize import SpanFacts, normalize_llm_call
+from collector.signals import TRACES
+from collector.wal import WriteAheadLog
+from store.config import PricingConfig
+from store.pricing import Pricer
+from store.writer import write_partitioned
+
+
+def cpu_us(step: Callable[[], Any], spans: int, repeat: int) -> tuple[float, Any]:
+    """Best of `repeat` runs of `step`, in CPU µs per span (the best run has the least interference)."""
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        began = time.process_time()
+        out = step()
+        best = min(best, time.process_time() - began)
+    return best * 1e6 / spans, out
+
+
+def span_inputs(requests: list) -> list[tuple[Any, SpanFacts]]:
+    """(attributes, SpanFacts) per span, decoded once, so normalize can be timed on its own."""
+    inputs = []
+    for request in requests:
+        for resource_spans in request.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    facts = SpanFacts(span.name, "client", "unset", "", scope_spans.scope.name, [])
+                    inputs.append((decode_attributes(span.attributes), facts))
+    return inputs
+
+
+def measure(payloads: list[bytes], spans: int, repeat: int, tmp: Path) -> dict[str, float]:
+    now = time.time_ns()
+    stage: dict[str, float] = {}
+    stage["parse"], requests = cpu_us(lambda: [TRACES.request_type.FromString(p) for p in payloads], spans, repeat)
+    stage["validate"], _ = cpu_us(lambda: [validate_traces(r) for r in requests], spans, repeat)
+    all_spans = [s for r in requests for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    stage["decode_attributes"], _ = cpu_us(lambda: [decode_attributes(s.attributes) for s in all_spans], spans, repeat)
+    inputs = span_inputs(requests)
+    stage["normalize"], _ = cpu_us(lambda: [normalize_llm_call(a, f) for a, f in inputs], spans, repeat)
+    total, tables = cpu_us(lambda: [decode_traces(r, now) for r in requests], spans, repeat)
+    stage["rows_and_arrow"] = total - stage["decode_attributes"] - stage["normalize"]
+    stage["decode_traces_total"] = total
+    ipc = [{name: _to_ipc(t) for name, t in decoded.items()} for decoded in tables]
+    stage["arrow_ipc"], _ = cpu_us(
+        lambda: [{n: from_ipc(_to_ipc(t)) for n, t in decoded.items()} for decoded in tables], spans, repeat
+    )
+    merged = {name: pa.concat_tables([from_ipc(d[name]) for d in ipc]) for name in ipc[0]}
+    pricer = Pricer.from_config(PricingConfig())
+    stage["pricing"], priced = cpu_us(lambda: pricer.price_table(merged["llm_calls"]), spans, repeat)
+    merged["llm_calls"] = priced
+    stage["parquet_write"], _ = cpu_us(
+        lambda: [write_partitioned(tmp / "store", n, t, tag="x") for n, t in merged.items()], spans, repeat
+    )
+    wal = WriteAheadLog(tmp / "wal", fsync=True)
+    wal.start()
+    stage["wal_append"], _ = cpu_us(lambda: [wal.append(TRACES.wal_kind, p) for p in payloads], spans, repeat)
+    wal.close()
+    # Where each runs: the Export handler parses, validates and logs; a decode worker parses again,
+    # decodes and prices; Arrow IPC is paid on both sides; the pipeline thread writes Parquet.
+    handler = ("parse", "validate", "wal_append")
+    stage["sum_main_process"] = sum(stage[k] for k in (*handler, "arrow_ipc", "parquet_write"))
+    stage["sum_decode_worker"] = stage["parse"] + stage["decode_traces_total"] + stage["pricing"]
+    stage["sum_all"] = stage["sum_main_process"] + stage["sum_decode_worker"]
+    return {k: round(v, 2) for k, v in stage.items()}
+
+
+def profile(payloads: list[bytes], tmp: Path, top: int) -> str:
+    """cProfile of parse → validate → decode → price → write, sorted by own time."""
+    pricer = Pricer.from_config(PricingConfig())
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for payload in payloads:
+        request = TRACES.request_type.FromString(payload)
+        validate_traces(request)
+        tables = decode_traces(request, time.time_ns())
+        tables["llm_calls"] = pricer.price_table(tables["llm_calls"])
+        for name, table in tables.items():
+            write_partitioned(tmp / "profiled", name, table, tag="p")
+    profiler.disable()
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--payloads", type=int, default=8, help="distinct pre-encoded requests (default 8)")
+    parser.add_argument("--spans-per-request", type=int, default=512, help="spans per request (default 512)")
+    parser.add_argument("--content-bytes", type=int, default=1024, help="message text per chat span (default 1024)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per stage; the best counts (default 3)")
+    parser.add_argument("--top", type=int, default=25, help="functions in the profile (default 25)")
+    parser.add_argument("--no-profile", action="store_true", help="stage figures only")
+    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    args = parser.parse_args(argv)
+
+    built = [build_request(1_000 + i, args.spans_per_request, args.content_bytes) for i in range(args.payloads)]
+    payloads = [payload for payload, _ in built]
+    spans = len(payloads) * args.spans_per_request
+    size = sum(map(len, payloads)) / spans
+    decode_traces(TRACES.request_type.FromString(payloads[0]), time.time_ns())  # lazy imports, caches
+    with tempfile.TemporaryDirectory(prefix="vigil-profile-") as tmp:
+        stage = measure(payloads, spans, args.repeat, Path(tmp))
+        report = None if args.no_profile else profile(payloads, Path(tmp), args.top)
+    print(f"{spans:,} spans in {len(payloads)} requests, {size:,.0f} B/span of OTLP")
+    print(f"CPU µs per span (best of {args.repeat}):")
+    for name, value in stage.items():
+        print(f"  {name:<22}{value:>10.2f}")
+    rate = 1e6 / stage["sum_all"] if stage["sum_all"] else 0
+    print(f"  => one core does ~{rate:,.0f} spans/s of collector work ({rate * size / 1e6:.1f} MB/s of OTLP)")
+    if report:
+        print(report)
+    if args.json:
+        print(json.dumps({"args": vars(args), "bytes_per_span": round(size), "cpu_us_per_span": stage}))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
