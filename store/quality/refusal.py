@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from functools import cached_property
 
 from store.quality.rules import Rule, RuleSet
 from store.quality.rules_en import EN_1, HEDGING_EN_1
@@ -49,15 +50,15 @@ class Rules:
 
     refusal: tuple[RuleSet, ...]
     hedging: tuple[Rule, ...]
-    # Per rule set, its rules as one alternation (group rN is rule N): one match per clause, not one per rule.
-    matchers: tuple[re.Pattern[str] | None, ...] = field(init=False)
 
-    def __post_init__(self) -> None:
-        matchers = tuple(
+    @cached_property
+    def matchers(self) -> tuple[re.Pattern[str] | None, ...]:
+        """Per rule set, its rules as one alternation (group rN is rule N): one match per clause, not one
+        per rule. Compiled on first use (~60 ms), not on import: every process loads the config."""
+        return tuple(
             re.compile("|".join(f"(?P<r{i}>{r.pattern.pattern})" for i, r in enumerate(s.rules))) if s.rules else None
             for s in self.refusal
         )
-        object.__setattr__(self, "matchers", matchers)
 
 
 def compile_rules(rule_sets: Iterable[str] = ("en@1",), disabled: Iterable[str] = (), hedging: bool = True) -> Rules:
