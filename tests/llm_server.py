@@ -2,7 +2,7 @@
 
 `ScriptedLLM` speaks `POST /v1/chat/completions` with `usage`. Each request is tied to a case by
 the first `case-N` it finds in the messages; `failures[case]` lists statuses (429, 500, 400, ...)
-answered before that case succeeds, `slow[case]` seconds to wait before answering. Every request
+answered before that case succeeds, `slow[case]` the seconds each of its next requests waits. Every request
 is recorded (case, status) so tests count what the server saw. Answers come from `answer(body)`,
 by default a deterministic echo; usage is computed from the request (`prompt_tokens(body)`) and
 bounded by `max_tokens` unless `ignore_max_tokens` is set.
@@ -36,7 +36,7 @@ class ScriptedLLM:
         self,
         answer: Callable[[dict[str, Any]], str] = default_answer,
         failures: dict[str, list[int]] | None = None,
-        slow: dict[str, float] | None = None,
+        slow: dict[str, list[float]] | None = None,
         prompt_tokens: Callable[[dict[str, Any]], int] = default_prompt_tokens,
         completion_tokens: Callable[[dict[str, Any], str], int] | None = None,
         delay_s: float = 0.0,
@@ -44,7 +44,7 @@ class ScriptedLLM:
         self.answer, self.prompt_tokens, self.delay_s = answer, prompt_tokens, delay_s
         self.completion_tokens = completion_tokens or (lambda body, text: len(text.split()))
         self.failures = {k: list(v) for k, v in (failures or {}).items()}
-        self.slow = dict(slow or {})
+        self.slow = {k: list(v) for k, v in (slow or {}).items()}
         self.requests: list[tuple[str | None, int]] = []
         self.bodies: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -75,7 +75,8 @@ class ScriptedLLM:
             status = script.pop(0) if script else 200
             self.requests.append((case, status))
             self.bodies.append(body)
-        delay = self.slow.get(case, self.delay_s)
+            delays = self.slow.get(case, [])
+            delay = delays.pop(0) if delays else self.delay_s
         if delay:
             time.sleep(delay)
         if status != 200:

@@ -81,7 +81,7 @@ def _run_prompt_list(args: argparse.Namespace) -> int:
     from store.queries import run
 
     _, con = _connect(args)
-    rows = run(con, "prompt_versions", name=args.name).to_pylist()
+    rows = run(con, "prompt_versions", prompt_name=args.name).to_pylist()
     columns = ["name", "version", "source", "role", "model", "calls", "first_seen", "last_seen"]
     _print_rows(rows, args.format, columns)
     return 0
@@ -92,7 +92,7 @@ def _run_prompt_show(args: argparse.Namespace) -> int:
     from store.queries import run
 
     _, con = _connect(args)
-    rows = run(con, "prompt_versions", name=args.name).to_pylist()
+    rows = run(con, "prompt_versions", prompt_name=args.name).to_pylist()
     if args.version:
         rows = [r for r in rows if r["version"] == args.version]
     if not rows:

@@ -1,4 +1,4 @@
--- params: $name (NULL = all) · columns: name, version, source (registry | traces), role, model, template, system_prompt, params, created_at, calls, first_seen, last_seen
+-- params: $prompt_name (NULL = all) · columns: name, version, source (registry | traces), role, model, template, system_prompt, params, created_at, calls, first_seen, last_seen
 -- Pushed versions (`vigil prompt push`) beside versions only seen in traces (llm_calls.prompt_name/prompt_version);
 -- a version in both shows once, as registry, with the traffic the traces saw.
 WITH seen AS (
@@ -23,5 +23,5 @@ SELECT coalesce(p.name, s.name) AS name,
        s.last_seen
 FROM prompts p
 FULL OUTER JOIN seen s ON s.name = p.name AND s.version = p.version
-WHERE $name IS NULL OR coalesce(p.name, s.name) = $name
+WHERE $prompt_name IS NULL OR coalesce(p.name, s.name) = $prompt_name
 ORDER BY name, created_at, version
