@@ -28,8 +28,10 @@ from store.catalog import connect, refresh
 from store.pricing import Pricer
 
 
-def new_run(root: Path, settings: RunSettings, run_id: str | None = None) -> tuple[str, int]:
-    """Check the set and prompt version exist, write the run's `running` row; returns (run_id, created_at)."""
+def new_run(root: Path, settings: RunSettings, run_id: str | None = None) -> tuple[str, int, RunSettings]:
+    """Check the set and prompt version exist, write the run's `running` row.
+
+    Returns (run_id, created_at, settings with the prompt name filled in from the set)."""
     con = connect(root)
     cases = load_set(con, settings.set_id)
     if settings.prompt_version is not None:
@@ -45,16 +47,21 @@ def new_run(root: Path, settings: RunSettings, run_id: str | None = None) -> tup
         raise RunError(f"run {run_id} exists already; resume it with --resume {run_id}")
     created_at = time.time_ns()
     write_run_state(root, run_id, created_at, settings, status="running", cases_total=len(cases))
-    return run_id, created_at
+    return run_id, created_at, settings
 
 
-def resumed_run(root: Path, run_id: str, **budget: Any) -> tuple[RunSettings, int]:
-    """The stored settings of `run_id`, with `budget_usd` / `budget_tokens` replaced where given."""
+_RESUME_OVERRIDES = ("budget_usd", "budget_tokens", "base_url")
+
+
+def resumed_run(root: Path, run_id: str, **changes: Any) -> tuple[RunSettings, int]:
+    """The stored settings of `run_id`, with the budget or the base URL (a server that moved) replaced."""
+    if set(changes) - set(_RESUME_OVERRIDES):
+        raise RunError(f"a resume may change only {', '.join(_RESUME_OVERRIDES)}: the rest is the run's own")
     row = latest_run(connect(root), run_id)
     if row is None:
         raise RunError(f"no replay run {run_id!r}; `vigil replay list` shows the runs")
     settings = RunSettings.from_json(row["settings"])
-    settings = dataclasses.replace(settings, **{k: v for k, v in budget.items() if v is not None})
+    settings = dataclasses.replace(settings, **{k: v for k, v in changes.items() if v is not None})
     return settings, int(row["created_at"].timestamp() * 1e9)
 
 

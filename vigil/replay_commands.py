@@ -153,9 +153,8 @@ def _run_replay(args: argparse.Namespace) -> int:
     root = _existing_store(config)
     replay = config.replay
     if args.resume:
-        settings, created_at = resumed_run(
-            root, args.resume, budget_usd=args.budget_usd, budget_tokens=args.budget_tokens
-        )
+        changes = {"budget_usd": args.budget_usd, "budget_tokens": args.budget_tokens, "base_url": args.base_url}
+        settings, created_at = resumed_run(root, args.resume, **changes)
         run_id = args.resume
     else:
         if not args.set_id:
@@ -177,7 +176,7 @@ def _run_replay(args: argparse.Namespace) -> int:
             default_max_tokens=replay.default_max_tokens,
             allow_unpriced=args.allow_unpriced,
         )
-        run_id, created_at = new_run(root, settings, args.run_id)
+        run_id, created_at, settings = new_run(root, settings, args.run_id)
     provider = get_provider(
         settings.provider,
         base_url=settings.base_url,
