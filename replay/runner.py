@@ -33,6 +33,7 @@ from replay.rebuild import ChatRequest, build_request
 from replay.records import RunSettings, write_result
 from replay.tracing import ReplayTracer
 from store.pricing import UNPRICED, Pricer
+from store.quality.refusal import Rules
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +74,10 @@ class Runner:
         provider: Provider,
         pricer: Pricer,
         tracer: ReplayTracer,
+        refusal_rules: Rules | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.root, self.run_id, self.settings = root, run_id, settings
+        self.root, self.run_id, self.settings, self.refusal_rules = root, run_id, settings, refusal_rules
         self.provider, self.pricer, self.tracer, self.sleep = provider, pricer, tracer, sleep
         self._rng = random.Random()
         self._stop = threading.Event()
@@ -274,7 +276,7 @@ class Runner:
             "cost_usd": usd,
             "latency_ms": latency_ms,
         }
-        comparison = compare_pair(old, new, job.request.params)
+        comparison = compare_pair(old, new, job.request.params, self.refusal_rules)
         return (
             self._base_row(case, job.request, attempts)
             | comparison

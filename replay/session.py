@@ -26,6 +26,7 @@ from replay.sampler import load_set
 from replay.tracing import ReplayTracer
 from store.catalog import connect, refresh
 from store.pricing import Pricer
+from store.quality.refusal import Rules
 
 
 def new_run(root: Path, settings: RunSettings, run_id: str | None = None) -> tuple[str, int, RunSettings]:
@@ -75,6 +76,7 @@ def execute_run(
     otlp_endpoint: str | None = None,
     rules: GateRules | None = None,
     progress: Progress | None = None,
+    refusal_rules: Rules | None = None,
 ) -> dict[str, Any]:
     con = connect(root)
     cases = load_set(con, settings.set_id)
@@ -93,7 +95,7 @@ def execute_run(
     stats = RunStats(total=len(cases), done_before=len(done), ok=sum(r["status"] == "ok" for r in done))
     stats.errors = len(done) - stats.ok
     tracer = ReplayTracer(otlp_endpoint, run_id, settings.set_id, provider.name)
-    runner = Runner(root, run_id, settings, provider, pricer, tracer)
+    runner = Runner(root, run_id, settings, provider, pricer, tracer, refusal_rules)
     try:
         prepared = runner.prepare(todo, version)
         stats = runner.run(prepared, stats, budget, progress)

@@ -60,7 +60,17 @@ event_content AS (
                FILTER (direction = 'output' AND tool_calls IS NOT NULL) || ']' AS tool_calls,
            first(refusal ORDER BY position) FILTER (refusal IS NOT NULL) AS refusal,
            list(finish_reason ORDER BY position) FILTER (direction = 'output' AND finish_reason IS NOT NULL)
-               AS finish_reasons
+               AS finish_reasons,
+           -- quality of the output messages (choice 0 gives the shape), for calls whose span had no content
+           first(refusal_rule ORDER BY position) FILTER (direction = 'output' AND refusal_rule IS NOT NULL)
+               AS refusal_rule,
+           first(hedging_rule ORDER BY position) FILTER (direction = 'output' AND hedging_rule IS NOT NULL)
+               AS hedging_rule,
+           first(output_format ORDER BY position, time) FILTER (direction = 'output') AS output_format,
+           first(output_signature ORDER BY position, time) FILTER (direction = 'output') AS output_signature,
+           first(output_keys ORDER BY position, time) FILTER (direction = 'output') AS output_keys,
+           sum(output_length) FILTER (direction = 'output') AS output_length,
+           first(json_error ORDER BY position) FILTER (direction = 'output' AND json_error IS NOT NULL) AS json_error
     FROM messages GROUP BY trace_id, span_id
 )
 SELECT c.* REPLACE (
@@ -71,7 +81,23 @@ SELECT c.* REPLACE (
         coalesce(c.output_text, e.output_text) AS output_text,
         coalesce(c.tool_calls, e.tool_calls) AS tool_calls,
         coalesce(c.refusal, e.refusal) AS refusal,
-        coalesce(c.finish_reasons, e.finish_reasons) AS finish_reasons
+        coalesce(c.finish_reasons, e.finish_reasons) AS finish_reasons,
+        CASE WHEN c.refused IS NOT NULL THEN coalesce(c.refusal_rule, e.refusal_rule) IS NOT NULL END AS refused,
+        coalesce(c.refusal_rule, e.refusal_rule) AS refusal_rule,
+        coalesce(c.hedging_rule, CASE WHEN c.refusal_rule IS NULL THEN e.hedging_rule END) AS hedging_rule,
+        coalesce(c.output_format, e.output_format) AS output_format,
+        coalesce(c.output_signature, e.output_signature) AS output_signature,
+        coalesce(c.output_keys, e.output_keys) AS output_keys,
+        coalesce(c.output_length, e.output_length) AS output_length,
+        -- JSON asked for, content only in events: the events' text must parse (no schema check there)
+        CASE WHEN c.validation_status = 'fail' THEN 'fail'
+             WHEN c.output_format IS NULL AND c.output_type = 'json' AND e.output_format IN ('json', 'markdown', 'text')
+                 THEN CASE WHEN e.json_error IS NULL THEN 'pass' ELSE 'fail' END
+             ELSE c.validation_status END AS validation_status,
+        CASE WHEN c.validation_status = 'fail' THEN c.validation_error
+             WHEN c.output_format IS NULL AND c.output_type = 'json' AND e.output_format IN ('json', 'markdown', 'text')
+                 THEN e.json_error
+             ELSE c.validation_error END AS validation_error
     )
 FROM calls c
 LEFT JOIN calls p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from store.quality.refusal import compile_rules
+
 ENV_PREFIX = "VIGIL"
 _TYPE_NAMES = {int: "whole number", float: "number", bool: "boolean (true/false)", str: "string"}
 
@@ -132,6 +134,16 @@ class ReplayConfig:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    # Lexical refusal rule sets applied at ingest, "<language>@<version>" (see store/quality/rules_en.py).
+    refusal_rule_sets: tuple[str, ...] = ("en@1",)
+    # Refusal or hedging rule ids to switch off, e.g. ["en.only_scope@1"] for a bot whose answers start that way.
+    disabled_rules: tuple[str, ...] = ()
+    # Compute the weaker hedging signal ("I'm not sure", "it depends") into llm_calls.hedging_rule.
+    hedging: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -139,6 +151,7 @@ class Config:
     outcomes: OutcomesConfig = field(default_factory=OutcomesConfig)
     budgets: BudgetsConfig = field(default_factory=BudgetsConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
 
     def validate(self) -> Config:
         parse_listen(self.collector.grpc_listen, "collector.grpc_listen")
@@ -160,7 +173,15 @@ class Config:
             raise ConfigError("replay.concurrency and replay.default_max_tokens must be > 0, replay.max_retries >= 0")
         if self.replay.budget_usd < 0 or self.replay.budget_tokens < 0:
             raise ConfigError("replay.budget_usd and replay.budget_tokens must be >= 0")
+        _validate_quality(self.quality)
         return self
+
+
+def _validate_quality(quality: QualityConfig) -> None:
+    try:
+        compile_rules(quality.refusal_rule_sets, quality.disabled_rules, quality.hedging)
+    except ValueError as exc:
+        raise ConfigError(f"[quality] {exc}") from None
 
 
 def parse_listen(value: str, setting: str = "listen address") -> tuple[str, int]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from store.config import Config, ConfigError, load_config
+from vigil import quality_cli
 
 logger = logging.getLogger("vigil")
 
@@ -145,6 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     from vigil.replay_cli import add_commands as add_replay_commands
 
     add_replay_commands(commands)
+    quality_cli.add_commands(commands)
     return parser
 
 

@@ -147,6 +147,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     from replay.records import RunSettings
     from replay.session import execute_run, new_run, resumed_run
     from store.pricing import Pricer
+    from store.quality.refusal import compile_rules
 
     flags = {k: getattr(args, k) for k in ("concurrency", "max_retries", "timeout_s", "default_max_tokens")}
     config = _config(args, flags | {"budget_usd": args.budget_usd, "budget_tokens": args.budget_tokens})
@@ -189,9 +190,11 @@ def _run_replay(args: argparse.Namespace) -> int:
         f"{settings.prompt_version or '(unchanged)'}; resume with --resume {run_id}",
         file=sys.stderr,
     )
+    quality = config.quality
+    refusal_rules = compile_rules(quality.refusal_rule_sets, quality.disabled_rules, quality.hedging)
     state = execute_run(
         root, run_id, created_at, settings, provider, Pricer.from_config(config.pricing), endpoint,
-        GateRules.from_config(replay), _progress_bar(settings),
+        GateRules.from_config(replay), _progress_bar(settings), refusal_rules,
     )  # fmt: skip
     _print_outcome(state, args.format)
     return 0 if state["status"] == "completed" else 2
