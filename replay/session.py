@@ -4,7 +4,8 @@ Comes in: the store root, `RunSettings` (a new run) or a run id (a resume, which
 stored settings; only the budget may be raised), the provider, pricer and tracer. Goes out: the
 run's final state (status, counts, spend, summary, verdict under the given gate rules). Must not:
 call a case that already has a result in this run, or count the earlier spend of a resumed run
-as free: it is read back from the results and charged against the same ceiling.
+as free: it is read back from the results, plus the reservations of the calls that were in flight
+when the run was killed (`replay.records` journal), and charged against the same ceiling.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from replay.compare import summarize_pairs
 from replay.gate import GateRules, evaluate_gate
 from replay.prompts import find_prompt
 from replay.providers import Provider
-from replay.records import RunSettings, latest_run, run_results, write_run_state
+from replay.records import RunSettings, carry_unsettled, latest_run, run_results, unsettled_spend, write_run_state
 from replay.runner import Progress, RunError, Runner, RunStats
 from replay.sampler import load_set
 from replay.tracing import ReplayTracer
@@ -86,11 +87,12 @@ def execute_run(
     done = run_results(con, run_id)
     finished = {(r["trace_id"], r["span_id"]) for r in done}
     todo = [c for c in cases if (c["trace_id"], c["span_id"]) not in finished]
+    lost_usd, lost_tokens = carry_unsettled(root, run_id, finished)  # calls in flight when it was killed
     budget = Budget(
         settings.budget_usd,
         settings.budget_tokens,
-        spent_usd=sum(r["charged_usd"] or 0.0 for r in done),
-        spent_tokens=sum(r["charged_tokens"] or 0 for r in done),
+        spent_usd=sum(r["charged_usd"] or 0.0 for r in done) + lost_usd,
+        spent_tokens=sum(r["charged_tokens"] or 0 for r in done) + lost_tokens,
     )
     stats = RunStats(total=len(cases), done_before=len(done), ok=sum(r["status"] == "ok" for r in done))
     stats.errors = len(done) - stats.ok
@@ -112,6 +114,7 @@ def _finish(root, con, run_id, created_at, settings, stats: RunStats, rules: Gat
     """Write the run's final state row: counts, spend, the summary and the verdict under `rules`."""
     refresh(con, root)  # replay_results may have had no file when the connection was opened
     results = run_results(con, run_id)
+    lost_usd, lost_tokens = unsettled_spend(root, run_id, {(r["trace_id"], r["span_id"]) for r in results})
     summary = summarize_pairs(results, stats.total)
     state = {
         "status": stats.status,
@@ -119,8 +122,8 @@ def _finish(root, con, run_id, created_at, settings, stats: RunStats, rules: Gat
         "cases_ok": sum(r["status"] == "ok" for r in results),
         "cases_error": sum(r["status"] != "ok" for r in results),
         "cases_skipped": len(stats.skipped),
-        "spent_usd": sum(r["charged_usd"] or 0.0 for r in results),
-        "spent_tokens": sum(r["charged_tokens"] or 0 for r in results),
+        "spent_usd": sum(r["charged_usd"] or 0.0 for r in results) + lost_usd,
+        "spent_tokens": sum(r["charged_tokens"] or 0 for r in results) + lost_tokens,
         "summary": summary,
         "message": stats.message,
     }

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from replay.records import latest_run, run_results
 from store.catalog import connect
 from tests.llm_server import ScriptedLLM
@@ -61,4 +63,8 @@ def test_kill_and_resume_pays_nothing_twice(tmp_path: Path) -> None:
     assert len(results) == 16 and {r["status"] for r in results} == {"ok"}
     state = latest_run(connect(root), "r1")
     assert state["status"] == "completed" and state["cases_ok"] == 16
+    # the calls in flight at the kill were journaled before they went out: they count as spent
+    sent_twice = sum(n - 1 for n in per_case.values())
+    charged = sum(r["charged_usd"] for r in results)
+    assert state["spent_usd"] == pytest.approx(charged) if sent_twice == 0 else state["spent_usd"] > charged
     assert "completed" in out and "resume with --resume r1" in err

@@ -144,3 +144,12 @@ def test_a_saved_set_is_a_snapshot(tmp_path: Path) -> None:
     assert [r["position"] for r in rows] == [0, 1, 2]
     assert all(r["input_messages"] and r["output_text"] and r["prompt_variables"] for r in rows)
     assert json.loads(rows[0]["spec"])["seed"] == 9
+
+
+def test_replay_queries_answer_on_a_store_without_replays(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_calls(root, 1)
+    con = connect(root)
+    assert run(con, "replay_runs", run_id=None).num_rows == 0
+    assert run(con, "replay_run_results", run_id="r").num_rows == 0
+    assert run(con, "prompt_versions", prompt_name="nope").num_rows == 0
