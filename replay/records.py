@@ -42,6 +42,9 @@ class RunSettings:
     budget_tokens: int | None = 200_000
     default_max_tokens: int = 1024
     allow_unpriced: bool = False
+    # What the new answers are compared with: "production" (the stored answers) or "replay" (the call's own
+    # prompt re-sent to the same endpoint and model, so only the prompt differs; twice the calls).
+    baseline: str = "production"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -57,12 +57,39 @@ class RunStats:
 
 
 @dataclass
-class _Job:
-    case: dict[str, Any]
+class _Leg:
+    """One request of a case and its worst case."""
+
     request: ChatRequest
     in_tokens: int
     out_tokens: int
     worst_usd: float
+
+
+@dataclass
+class _Job:
+    case: dict[str, Any]
+    leg: _Leg  # the candidate: the new prompt version
+    control: _Leg | None = None  # baseline "replay": the call's own prompt, re-sent to the same endpoint
+
+    @property
+    def request(self) -> ChatRequest:
+        return self.leg.request
+
+    @property
+    def legs(self) -> list[_Leg]:
+        return [self.control, self.leg] if self.control is not None else [self.leg]
+
+
+@dataclass
+class _Outcome:
+    completion: Completion | None
+    error: ProviderError | None
+    attempts: int
+    usd: float  # the answer's own cost
+    charged_usd: float  # every attempt's
+    charged_tokens: int
+    latency_ms: float | None
 
 
 class Runner:
@@ -91,23 +118,31 @@ class Runner:
         """Each case → a job, or an error row when its request cannot be built (a missing variable)."""
         prepared: list[_Job | dict[str, Any]] = []
         for case in cases:
+            model, max_tokens = self.settings.model, self.settings.default_max_tokens
             try:
-                request = build_request(case, version, self.settings.model, self.settings.default_max_tokens)
+                request = build_request(case, version, model, max_tokens)
+                # the control: the call as it was (its own prompt and model, or --model), to the same endpoint
+                control = (
+                    build_request(case, None, model or None, max_tokens) if self.settings.baseline == "replay" else None
+                )
             except PromptError as exc:
                 prepared.append(self._error_row(case, None, "prompt", str(exc), 0, 0.0, 0))
                 continue
-            in_tokens, out_tokens = worst_case_tokens(request.messages, request.tools, request.params["max_tokens"])
-            worst = self.price(request.model, in_tokens, out_tokens)
-            if worst is None:
-                if self.settings.budget_usd is not None and not self.settings.allow_unpriced:
-                    raise RunError(
-                        f"model {request.model!r} has no price, so the USD budget cannot be enforced: add it to a "
-                        "price file ([pricing] overrides_file, see sample_data/prices.example.toml) or pass "
-                        "--allow-unpriced to rely on the token budget alone"
-                    )
-                worst = 0.0
-            prepared.append(_Job(case, request, in_tokens, out_tokens, worst))
+            prepared.append(_Job(case, self._leg(request), self._leg(control) if control else None))
         return prepared
+
+    def _leg(self, request: ChatRequest) -> _Leg:
+        in_tokens, out_tokens = worst_case_tokens(request.messages, request.tools, request.params["max_tokens"])
+        worst = self.price(request.model, in_tokens, out_tokens)
+        if worst is None:
+            if self.settings.budget_usd is not None and not self.settings.allow_unpriced:
+                raise RunError(
+                    f"model {request.model!r} has no price, so the USD budget cannot be enforced: add it to a "
+                    "price file ([pricing] overrides_file, see sample_data/prices.example.toml) or pass "
+                    "--allow-unpriced to rely on the token budget alone"
+                )
+            worst = 0.0
+        return _Leg(request, in_tokens, out_tokens, worst)
 
     def run(
         self, prepared: list[_Job | dict[str, Any]], stats: RunStats, budget: Budget, progress: Progress | None
@@ -123,12 +158,12 @@ class Runner:
                         continue
                     while len(pending) >= self.settings.concurrency:
                         pending = self._collect(pending, stats, progress)
-                    reservation = None if self._stop.is_set() else self._reserve(job, budget, pending, stats, progress)
-                    if reservation is None:
+                    reservations = None if self._stop.is_set() else self._reserve(job, budget, pending, stats, progress)
+                    if reservations is None:
                         rest = [j for j in prepared[index:] if isinstance(j, _Job)]
                         stats.skipped = [f"{j.case['trace_id']}/{j.case['span_id']}" for j in rest]
                         break
-                    pending.add(pool.submit(self._call, job, reservation, budget))
+                    pending.add(pool.submit(self._call, job, reservations, budget))
                 while pending:
                     pending = self._collect(pending, stats, progress)
             except KeyboardInterrupt:
@@ -148,25 +183,35 @@ class Runner:
 
     def _reserve(
         self, job: _Job, budget: Budget, pending: set[Future], stats: RunStats, progress: Progress | None
-    ) -> Reservation | None:
-        """Reserve the job's worst case, waiting for calls in flight to settle; None once it cannot fit."""
+    ) -> list[Reservation] | None:
+        """Reserve the worst case of each of the job's requests, waiting for calls in flight to settle;
+        None once they cannot fit."""
         while not budget.overrun:
-            reservation = self._reserve_for(job, budget)
-            if reservation is not None:
-                return reservation
+            reservations = []
+            for leg in job.legs:
+                reservation = self._reserve_for(job.case, leg, budget)
+                if reservation is None:
+                    break
+                reservations.append(reservation)
+            if len(reservations) == len(job.legs):
+                for reservation in reservations:
+                    self._journal(job.case, reservation)
+                return reservations
+            for reservation in reservations:  # all or nothing
+                budget.settle(reservation, 0.0, 0)
             if not pending:
                 return None
             pending.intersection_update(self._collect(pending, stats, progress))
         return None
 
-    def _reserve_for(self, job: _Job, budget: Budget) -> Reservation | None:
-        """Reserve, and journal the reservation before the call goes out: a run killed while the call is in
-        flight counts it as spent on resume (the provider may have billed it), so the ceiling holds across kills."""
-        reservation = budget.reserve(job.worst_usd, job.in_tokens, job.out_tokens)
-        if reservation is not None:
-            with self._journal_lock:
-                journal_reservation(self.root, self.run_id, job.case, reservation.usd, reservation.tokens)
-        return reservation
+    def _reserve_for(self, case: dict[str, Any], leg: _Leg, budget: Budget) -> Reservation | None:
+        return budget.reserve(leg.worst_usd, leg.in_tokens, leg.out_tokens)
+
+    def _journal(self, case: dict[str, Any], reservation: Reservation) -> None:
+        """Journal a reservation before its call goes out: a run killed while the call is in flight counts it
+        as spent on resume (the provider may have billed it), so the ceiling holds across kills."""
+        with self._journal_lock:
+            journal_reservation(self.root, self.run_id, case, reservation.usd, reservation.tokens)
 
     def _collect(self, pending: set[Future], stats: RunStats, progress: Progress | None) -> set[Future]:
         done, rest = wait(pending, return_when=FIRST_COMPLETED)
@@ -179,44 +224,65 @@ class Runner:
                 progress(stats)
         return rest
 
-    def _call(self, job: _Job, reservation: Reservation, budget: Budget) -> str:
+    def _call(self, job: _Job, reservations: list[Reservation], budget: Budget) -> str:
+        outcomes: list[_Outcome] = []
+        for index, (leg, reservation) in enumerate(zip(job.legs, reservations, strict=True)):
+            outcome = self._send(job.case, leg, reservation, budget)
+            outcomes.append(outcome)
+            if outcome.error is not None:
+                for unused in reservations[index + 1 :]:
+                    budget.settle(unused, 0.0, 0)
+                return self._fail(job, outcomes, is_control=leg is job.control)
+        charged = {"charged_usd": sum(o.charged_usd for o in outcomes)}
+        charged["charged_tokens"] = sum(o.charged_tokens for o in outcomes)
+        control = outcomes[0] if job.control is not None else None
+        write_result(self.root, self._ok_row(job, outcomes[-1], control) | charged)
+        return "ok"
+
+    def _send(self, case: dict[str, Any], leg: _Leg, reservation: Reservation | None, budget: Budget) -> _Outcome:
+        """One request with its retries; the reservation is settled whatever happens."""
         charged_usd, charged_tokens, attempt = 0.0, 0, 0
-        request = job.request
         while True:
             attempt += 1
             start = time.time_ns()
             try:
-                completion = self.provider.complete(request)
+                completion = self.provider.complete(leg.request)
             except ProviderError as exc:
-                end = time.time_ns()
-                self._trace(job, start, end, None, str(exc))
+                self._trace(case, leg.request, start, time.time_ns(), None, str(exc))
                 if exc.maybe_billed:  # the provider may have done the work: its worst case counts as spent
                     budget.settle(reservation, reservation.usd, reservation.tokens)
                     charged_usd, charged_tokens = charged_usd + reservation.usd, charged_tokens + reservation.tokens
                     reservation = None
-                if not exc.retryable or attempt > self.settings.max_retries or self._stop.is_set():
-                    return self._fail(job, reservation, budget, exc, attempt, charged_usd, charged_tokens)
-                if reservation is None:
-                    reservation = self._reserve_for(job, budget)
+                give_up = not exc.retryable or attempt > self.settings.max_retries or self._stop.is_set()
+                if not give_up and reservation is None:
+                    reservation = self._reserve_for(case, leg, budget)
                     if reservation is None:
-                        exc = ProviderError(f"{exc}; no budget left to retry", retryable=False)
-                        return self._fail(job, None, budget, exc, attempt, charged_usd, charged_tokens)
+                        exc, give_up = ProviderError(f"{exc}; no budget left to retry", retryable=False), True
+                    else:
+                        self._journal(case, reservation)
+                if give_up:
+                    if reservation is not None:
+                        budget.settle(reservation, 0.0, 0)  # a refused or failed request is not billed
+                    return _Outcome(None, exc, attempt, 0.0, charged_usd, charged_tokens, None)
                 self.sleep(self._backoff(attempt, exc.retry_after_s))
                 continue
             end = time.time_ns()
-            self._trace(job, start, end, completion, None)
-            usd, tokens = self._actual_cost(request, completion, reservation)
+            self._trace(case, leg.request, start, end, completion, None)
+            usd, tokens = self._actual_cost(leg.request, completion, reservation)
             budget.settle(reservation, usd, tokens)
-            row = self._ok_row(job, completion, (end - start) / 1e6, usd, attempt)
-            row |= {"charged_usd": charged_usd + usd, "charged_tokens": charged_tokens + tokens}
-            write_result(self.root, row)
-            return "ok"
+            latency = (end - start) / 1e6
+            return _Outcome(completion, None, attempt, usd, charged_usd + usd, charged_tokens + tokens, latency)
 
-    def _fail(self, job, reservation, budget, exc, attempt, charged_usd, charged_tokens) -> str:
-        if reservation is not None:
-            budget.settle(reservation, 0.0, 0)  # a refused or failed request is not billed
+    def _fail(self, job: _Job, outcomes: list[_Outcome], is_control: bool) -> str:
+        failed = outcomes[-1]
+        exc = failed.error
         kind = f"http_{exc.status}" if exc.status else ("retries_exhausted" if exc.retryable else "provider")
-        row = self._error_row(job.case, job.request, kind, str(exc), attempt, charged_usd, charged_tokens)
+        if is_control:
+            kind, message = f"control_{kind}", f"the control request (original prompt) failed: {exc}"
+        else:
+            message = str(exc)
+        charged_usd, charged_tokens = sum(o.charged_usd for o in outcomes), sum(o.charged_tokens for o in outcomes)
+        row = self._error_row(job.case, job.request, kind, message, failed.attempts, charged_usd, charged_tokens)
         write_result(self.root, row)
         return "error"
 
@@ -232,11 +298,11 @@ class Runner:
         usd = self.price(completion.response_model or request.model, completion.input_tokens, completion.output_tokens)
         return (usd if usd is not None else 0.0), tokens
 
-    def _trace(self, job: _Job, start: int, end: int, completion: Completion | None, error: str | None) -> None:
+    def _trace(self, case, request: ChatRequest, start: int, end: int, completion, error: str | None) -> None:
         try:
-            name = self.settings.prompt_name or job.case.get("prompt_name")
-            version = self.settings.prompt_version or job.case.get("prompt_version")
-            self.tracer.record(job.request, job.case, name, version, start, end, completion, error)
+            name = self.settings.prompt_name or case.get("prompt_name")
+            version = self.settings.prompt_version or case.get("prompt_version")
+            self.tracer.record(request, case, name, version, start, end, completion, error)
         except Exception:  # tracing must never cost a result
             logger.exception("tracing the replay call failed")
 
@@ -266,40 +332,46 @@ class Runner:
             "charged_tokens": charged_tokens,
         }
 
-    def _ok_row(self, job: _Job, completion: Completion, latency_ms: float, usd: float, attempts: int) -> dict:
+    def _ok_row(self, job: _Job, outcome: _Outcome, control: _Outcome | None) -> dict[str, Any]:
         case = job.case
-        old = {
+        old = _answer(control) if control is not None else {
             "text": case.get("output_text"),
             "tool_calls": _loads(case.get("tool_calls")),
             "finish_reasons": case.get("finish_reasons"),
             "refusal": case.get("refusal"),
             "cost_usd": case.get("cost_usd"),
             "latency_ms": case.get("duration_ms"),
-        }
-        new = {
-            "text": completion.text,
-            "tool_calls": completion.tool_calls,
-            "finish_reasons": completion.finish_reasons,
-            "refusal": completion.refusal,
-            "cost_usd": usd,
-            "latency_ms": latency_ms,
-        }
-        comparison = compare_pair(old, new, job.request.params, self.refusal_rules)
-        return (
-            self._base_row(case, job.request, attempts)
-            | comparison
-            | {
-                "status": "ok",
-                "response_model": completion.response_model,
-                "new_output": completion.text,
-                "new_tool_calls": _dumps(completion.tool_calls) if completion.tool_calls else None,
-                "new_finish_reasons": completion.finish_reasons,
-                "input_tokens": completion.input_tokens,
-                "output_tokens": completion.output_tokens,
-                "new_cost_usd": usd,
-                "new_latency_ms": latency_ms,
-            }
-        )
+        }  # fmt: skip
+        new = _answer(outcome)
+        completion = outcome.completion
+        return self._base_row(case, job.request, outcome.attempts) | compare_pair(
+            old, new, job.request.params, self.refusal_rules
+        ) | {
+            "status": "ok",
+            "old_output": old["text"],
+            "old_cost_usd": old["cost_usd"],
+            "old_latency_ms": old["latency_ms"],
+            "response_model": completion.response_model,
+            "new_output": completion.text,
+            "new_tool_calls": _dumps(completion.tool_calls) if completion.tool_calls else None,
+            "new_finish_reasons": completion.finish_reasons,
+            "input_tokens": completion.input_tokens,
+            "output_tokens": completion.output_tokens,
+            "new_cost_usd": outcome.usd,
+            "new_latency_ms": outcome.latency_ms,
+        }  # fmt: skip
+
+
+def _answer(outcome: _Outcome) -> dict[str, Any]:
+    completion = outcome.completion
+    return {
+        "text": completion.text,
+        "tool_calls": completion.tool_calls,
+        "finish_reasons": completion.finish_reasons,
+        "refusal": completion.refusal,
+        "cost_usd": outcome.usd,
+        "latency_ms": outcome.latency_ms,
+    }
 
 
 def _loads(value: Any) -> Any:

@@ -143,3 +143,22 @@ def test_an_unknown_version_is_refused_before_any_call(tmp_path: Path) -> None:
     make_store(root, n=1)
     with ScriptedLLM() as server, pytest.raises(RunError, match="no version 'v9'"):
         replay(root, server, prompt_version="v9")
+
+
+def test_a_replay_baseline_resends_the_original_prompt_to_the_same_endpoint(tmp_path: Path) -> None:
+    from tests.test_replay_cli import refuses_when_kind
+
+    root = tmp_path / "data"
+    make_store(root, n=6)
+    with ScriptedLLM(answer=refuses_when_kind, failures={"case-3": [400]}) as server:
+        state = replay(root, server, baseline="replay")
+    assert server.count()["case-0"] == 2 and server.count()["case-3"] == 1  # a failed control: no candidate call
+    summary = state["summary"]
+    assert summary["refusal_old"]["count"] == 0 and summary["refusal_new"]["count"] == 2
+    rows = {r["trace_id"]: r for r in run_results(connect(root), state["run_id"])}
+    control_failed = rows[f"{3:032x}"]
+    assert control_failed["status"] == "error" and control_failed["error_type"] == "control_http_400"
+    answered = rows[f"{2:032x}"]
+    assert answered["old_output"].startswith("Here is the answer to: Answer the customer")  # the control's answer
+    assert answered["new_output"].startswith("Here is the answer to: Reply kindly")
+    assert answered["charged_usd"] == pytest.approx(answered["old_cost_usd"] + answered["new_cost_usd"])

@@ -118,6 +118,13 @@ def _replay_commands(replay: argparse.ArgumentParser) -> None:
     run.add_argument("--budget-usd", type=float, help="hard USD ceiling of the run (default [replay] budget_usd)")
     run.add_argument("--budget-tokens", type=int, help="hard token ceiling (default [replay] budget_tokens)")
     run.add_argument("--max-tokens", type=int, dest="default_max_tokens", help="max_tokens when the call set none")
+    run.add_argument(
+        "--baseline",
+        choices=["production", "replay"],
+        default="production",
+        help="compare with the stored answers (production), or re-send each call with its own prompt to the same "
+        "endpoint too (replay: only the prompt differs; twice the calls)",
+    )
     run.add_argument("--allow-unpriced", action="store_true", help="run models without a price (tokens cap only)")
     run.add_argument("--run-id", help="name the run (default: a fresh id)")
     run.add_argument(

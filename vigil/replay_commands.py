@@ -176,6 +176,7 @@ def _run_replay(args: argparse.Namespace) -> int:
             budget_tokens=replay.budget_tokens,
             default_max_tokens=replay.default_max_tokens,
             allow_unpriced=args.allow_unpriced,
+            baseline=args.baseline,
         )
         run_id, created_at, settings = new_run(root, settings, args.run_id)
     provider = get_provider(
