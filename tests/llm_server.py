@@ -57,6 +57,10 @@ class ScriptedLLM:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
+    @property
+    def anthropic_base_url(self) -> str:  # the Anthropic SDK adds /v1/messages itself
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
     def __enter__(self) -> ScriptedLLM:
         self._thread.start()
         return self
@@ -98,10 +102,13 @@ class ScriptedLLM:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("content-length", 0))
-                if self.path.rstrip("/") != "/v1/chat/completions":
+                path = self.path.split("?")[0].rstrip("/")
+                if path == "/v1/chat/completions":
+                    self._send(*server._respond(json.loads(self.rfile.read(length))))
+                elif path == "/v1/messages":
+                    self._send(*_as_anthropic(server._respond(_from_anthropic(json.loads(self.rfile.read(length))))))
+                else:
                     self._send(404, {"error": {"message": "not found"}}, {})
-                    return
-                self._send(*server._respond(json.loads(self.rfile.read(length))))
 
             def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str]) -> None:
                 data = json.dumps(payload).encode()
@@ -138,3 +145,31 @@ def _completion(body: dict[str, Any], text: str, prompt: int, completion: int) -
         ],
         "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
     }
+
+
+def _from_anthropic(body: dict[str, Any]) -> dict[str, Any]:
+    """A Messages API request seen as a chat request (system first, text blocks joined), for the same script."""
+    messages = [{"role": "system", "content": body["system"]}] if body.get("system") else []
+    for turn in body["messages"]:
+        blocks = turn["content"] if isinstance(turn["content"], list) else [{"type": "text", "text": turn["content"]}]
+        text = "\n".join(b.get("text", "") for b in blocks if b.get("type") == "text")
+        messages.append({"role": turn["role"], "content": text})
+    return body | {"messages": messages, "anthropic": True}
+
+
+def _as_anthropic(answer: tuple[int, dict[str, Any], dict[str, str]]) -> tuple[int, dict[str, Any], dict[str, str]]:
+    status, payload, headers = answer
+    if status != 200:
+        return status, {"type": "error", "error": {"type": "scripted_error", "message": f"scripted {status}"}}, headers
+    choice, usage = payload["choices"][0], payload["usage"]
+    message = {
+        "id": "msg_" + payload["id"],
+        "type": "message",
+        "role": "assistant",
+        "model": payload["model"],
+        "content": [{"type": "text", "text": choice["message"]["content"]}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": usage["prompt_tokens"], "output_tokens": usage["completion_tokens"]},
+    }
+    return 200, message, headers

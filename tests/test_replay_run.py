@@ -162,3 +162,46 @@ def test_a_replay_baseline_resends_the_original_prompt_to_the_same_endpoint(tmp_
     assert answered["old_output"].startswith("Here is the answer to: Answer the customer")  # the control's answer
     assert answered["new_output"].startswith("Here is the answer to: Reply kindly")
     assert answered["charged_usd"] == pytest.approx(answered["old_cost_usd"] + answered["new_cost_usd"])
+
+
+def test_the_anthropic_provider_speaks_the_messages_api(tmp_path: Path) -> None:
+    from replay.providers.anthropic import AnthropicProvider
+
+    root = tmp_path / "data"
+    make_store(root, n=3, request_model="claude-sonnet-4-20250514", response_model="claude-sonnet-4-20250514")
+    with ScriptedLLM(failures={"case-1": [529], "case-2": [400]}) as server:
+        settings = RunSettings(set_id="s1", prompt_name=None, prompt_version="v2", provider="anthropic",
+                               base_url=server.anthropic_base_url, backoff_base_s=0.01)  # fmt: skip
+        run_id, created, settings = new_run(root, settings)
+        provider = AnthropicProvider(base_url=server.anthropic_base_url, api_key=None, timeout_s=10)
+        state = execute_run(root, run_id, created, settings, provider, Pricer())
+    assert server.count() == {"case-0": 1, "case-1": 2, "case-2": 1}  # 529 (overloaded) retried, 400 not
+    body = server.bodies[0]
+    assert body["anthropic"] and body["max_tokens"] == 100 and body["temperature"] == 0.2
+    assert body["messages"][0] == {"role": "system", "content": "You are a support agent."}  # sent as `system`
+    assert body["messages"][1]["content"].startswith("Reply kindly to:")
+    assert state["cases_ok"] == 2 and state["cases_error"] == 1 and state["spent_usd"] > 0
+    ok = [r for r in run_results(connect(root), run_id) if r["status"] == "ok"]
+    assert all(r["new_output"].startswith("Here is the answer to: Reply kindly") and r["input_tokens"] for r in ok)
+
+
+def test_tool_turns_become_anthropic_blocks() -> None:
+    from replay.providers.anthropic import to_anthropic_messages
+
+    system, turns = to_anthropic_messages(
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": None,
+             "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"q": 1}'}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+            {"role": "user", "content": "thanks"},
+        ]
+    )  # fmt: skip
+    assert system == "Be brief."
+    assert [t["role"] for t in turns] == ["user", "assistant", "user"]  # the tool result and the next turn merge
+    assert turns[1]["content"] == [{"type": "tool_use", "id": "c1", "name": "weather", "input": {"q": 1}}]
+    assert turns[2]["content"] == [
+        {"type": "tool_result", "tool_use_id": "c1", "content": "sunny"},
+        {"type": "text", "text": "thanks"},
+    ]

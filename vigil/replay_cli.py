@@ -109,9 +109,16 @@ def _replay_commands(replay: argparse.ArgumentParser) -> None:
     run.add_argument("--prompt", dest="prompt_name", help="prompt name (default: the one the set's calls name)")
     run.add_argument("--prompt-version", help="candidate version (omit to re-run the calls as they were)")
     run.add_argument("--model", help="send every call to this model instead of its own")
-    run.add_argument("--provider", default="openai", choices=["openai"], help="openai: any OpenAI-compatible API")
+    run.add_argument(
+        "--provider",
+        default="openai",
+        choices=["openai", "anthropic"],
+        help="openai: any OpenAI-compatible API (default); anthropic: the Messages API (extra vigil[anthropic])",
+    )
     run.add_argument("--base-url", help="API base URL, e.g. http://127.0.0.1:8000/v1 (default: OpenAI's)")
-    run.add_argument("--api-key-env", default="OPENAI_API_KEY", help="env variable holding the API key")
+    run.add_argument(
+        "--api-key-env", help="env variable holding the API key (default OPENAI_API_KEY / ANTHROPIC_API_KEY)"
+    )
     run.add_argument("--concurrency", type=int, help="calls in flight (default [replay] concurrency = 4)")
     run.add_argument("--max-retries", type=int, help="retries after 429/5xx/timeouts (default 4)")
     run.add_argument("--timeout", type=float, dest="timeout_s", help="seconds per call (default 60)")

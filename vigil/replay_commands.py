@@ -179,12 +179,13 @@ def _run_replay(args: argparse.Namespace) -> int:
             baseline=args.baseline,
         )
         run_id, created_at, settings = new_run(root, settings, args.run_id)
-    provider = get_provider(
-        settings.provider,
-        base_url=settings.base_url,
-        api_key=os.environ.get(args.api_key_env),
-        timeout_s=settings.timeout_s,
-    )
+    key_env = args.api_key_env or ("ANTHROPIC_API_KEY" if settings.provider == "anthropic" else "OPENAI_API_KEY")
+    try:
+        provider = get_provider(
+            settings.provider, base_url=settings.base_url, api_key=os.environ.get(key_env), timeout_s=settings.timeout_s
+        )
+    except (ImportError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
     endpoint = args.otlp_endpoint or replay.otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
     print(
         f"replay run {run_id}: set {settings.set_id} → {settings.prompt_name or '(own prompts)'} "

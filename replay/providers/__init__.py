@@ -3,8 +3,7 @@
 A provider makes exactly one attempt per `complete` call: retries, backoff and the budget belong
 to `replay.runner`, so the client library's own retries are turned off. `get_provider(name, ...)`
 builds one by name: `openai` (any OpenAI-compatible endpoint: OpenAI, vLLM, Ollama, llama.cpp
-server, LiteLLM proxy). A native Anthropic provider is not written yet: reach Anthropic through a
-LiteLLM proxy's OpenAI-compatible endpoint meanwhile.
+server, LiteLLM proxy) and `anthropic` (the Messages API; optional extra `vigil[anthropic]`).
 """
 
 from __future__ import annotations
@@ -51,7 +50,11 @@ def get_provider(name: str, *, base_url: str | None, api_key: str | None, timeou
         from replay.providers.openai import OpenAIProvider
 
         return OpenAIProvider(base_url=base_url, api_key=api_key, timeout_s=timeout_s)
+    if name == "anthropic":
+        from replay.providers.anthropic import AnthropicProvider
+
+        return AnthropicProvider(base_url=base_url, api_key=api_key, timeout_s=timeout_s)
     raise ValueError(
-        f"unknown provider {name!r}; use openai (any OpenAI-compatible endpoint: OpenAI, vLLM, Ollama, llama.cpp "
-        "server, or a LiteLLM proxy in front of Anthropic and others)"
+        f"unknown provider {name!r}; use openai (any OpenAI-compatible endpoint: OpenAI, vLLM, Ollama, "
+        "llama.cpp server, LiteLLM proxy) or anthropic"
     )
