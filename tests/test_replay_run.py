@@ -188,12 +188,12 @@ def test_the_anthropic_provider_speaks_the_messages_api(tmp_path: Path) -> None:
 def test_tool_turns_become_anthropic_blocks() -> None:
     from replay.providers.anthropic import to_anthropic_messages
 
+    call = {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"q": 1}'}}
     system, turns = to_anthropic_messages(
         [
             {"role": "system", "content": "Be brief."},
             {"role": "user", "content": "weather?"},
-            {"role": "assistant", "content": None,
-             "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"q": 1}'}}]},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
             {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
             {"role": "user", "content": "thanks"},
         ]
