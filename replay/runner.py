@@ -14,7 +14,6 @@ A failed case becomes a row with status `error`; it does not stop the run.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
@@ -26,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from replay.budget import Budget, Reservation, worst_case_tokens
-from replay.compare import compare_pair
 from replay.prompts import PromptError, PromptVersion
 from replay.providers import Completion, Provider, ProviderError
 from replay.rebuild import ChatRequest, build_request
 from replay.records import RunSettings, journal_reservation, write_result
+from replay.result_rows import Outcome, error_row, ok_row
 from replay.tracing import ReplayTracer
 from store.pricing import UNPRICED, Pricer
 from store.quality.refusal import Rules
@@ -81,17 +80,6 @@ class _Job:
         return [self.control, self.leg] if self.control is not None else [self.leg]
 
 
-@dataclass
-class _Outcome:
-    completion: Completion | None
-    error: ProviderError | None
-    attempts: int
-    usd: float  # the answer's own cost
-    charged_usd: float  # every attempt's
-    charged_tokens: int
-    latency_ms: float | None
-
-
 class Runner:
     def __init__(
         self,
@@ -126,7 +114,9 @@ class Runner:
                     build_request(case, None, model or None, max_tokens) if self.settings.baseline == "replay" else None
                 )
             except PromptError as exc:
-                prepared.append(self._error_row(case, None, "prompt", str(exc), 0, 0.0, 0))
+                prepared.append(
+                    error_row(self.run_id, self.settings.prompt_version, case, None, "prompt", str(exc), 0, 0.0, 0)
+                )
                 continue
             prepared.append(_Job(case, self._leg(request), self._leg(control) if control else None))
         return prepared
@@ -225,7 +215,7 @@ class Runner:
         return rest
 
     def _call(self, job: _Job, reservations: list[Reservation], budget: Budget) -> str:
-        outcomes: list[_Outcome] = []
+        outcomes: list[Outcome] = []
         for index, (leg, reservation) in enumerate(zip(job.legs, reservations, strict=True)):
             outcome = self._send(job.case, leg, reservation, budget)
             outcomes.append(outcome)
@@ -236,10 +226,22 @@ class Runner:
         charged = {"charged_usd": sum(o.charged_usd for o in outcomes)}
         charged["charged_tokens"] = sum(o.charged_tokens for o in outcomes)
         control = outcomes[0] if job.control is not None else None
-        write_result(self.root, self._ok_row(job, outcomes[-1], control) | charged)
+        write_result(
+            self.root,
+            ok_row(
+                self.run_id,
+                self.settings.prompt_version,
+                self.refusal_rules,
+                job.case,
+                job.request,
+                outcomes[-1],
+                control,
+            )
+            | charged,
+        )
         return "ok"
 
-    def _send(self, case: dict[str, Any], leg: _Leg, reservation: Reservation | None, budget: Budget) -> _Outcome:
+    def _send(self, case: dict[str, Any], leg: _Leg, reservation: Reservation | None, budget: Budget) -> Outcome:
         """One request with its retries; the reservation is settled whatever happens."""
         charged_usd, charged_tokens, attempt = 0.0, 0, 0
         while True:
@@ -263,7 +265,7 @@ class Runner:
                 if give_up:
                     if reservation is not None:
                         budget.settle(reservation, 0.0, 0)  # a refused or failed request is not billed
-                    return _Outcome(None, exc, attempt, 0.0, charged_usd, charged_tokens, None)
+                    return Outcome(None, exc, attempt, 0.0, charged_usd, charged_tokens, None)
                 self.sleep(self._backoff(attempt, exc.retry_after_s))
                 continue
             end = time.time_ns()
@@ -271,9 +273,9 @@ class Runner:
             usd, tokens = self._actual_cost(leg.request, completion, reservation)
             budget.settle(reservation, usd, tokens)
             latency = (end - start) / 1e6
-            return _Outcome(completion, None, attempt, usd, charged_usd + usd, charged_tokens + tokens, latency)
+            return Outcome(completion, None, attempt, usd, charged_usd + usd, charged_tokens + tokens, latency)
 
-    def _fail(self, job: _Job, outcomes: list[_Outcome], is_control: bool) -> str:
+    def _fail(self, job: _Job, outcomes: list[Outcome], is_control: bool) -> str:
         failed = outcomes[-1]
         exc = failed.error
         kind = f"http_{exc.status}" if exc.status else ("retries_exhausted" if exc.retryable else "provider")
@@ -282,7 +284,10 @@ class Runner:
         else:
             message = str(exc)
         charged_usd, charged_tokens = sum(o.charged_usd for o in outcomes), sum(o.charged_tokens for o in outcomes)
-        row = self._error_row(job.case, job.request, kind, message, failed.attempts, charged_usd, charged_tokens)
+        row = error_row(
+            self.run_id, self.settings.prompt_version, job.case, job.request, kind, message, failed.attempts,
+            charged_usd, charged_tokens,
+        )  # fmt: skip
         write_result(self.root, row)
         return "error"
 
@@ -305,81 +310,3 @@ class Runner:
             self.tracer.record(request, case, name, version, start, end, completion, error)
         except Exception:  # tracing must never cost a result
             logger.exception("tracing the replay call failed")
-
-    def _base_row(self, case: dict[str, Any], request: ChatRequest | None, attempts: int) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "trace_id": case["trace_id"],
-            "span_id": case["span_id"],
-            "position": case["position"],
-            "attempts": attempts,
-            "request": request.to_json() if request else None,
-            "model": request.model if request else None,
-            "old_prompt_version": case.get("prompt_version"),
-            "new_prompt_version": self.settings.prompt_version or case.get("prompt_version"),
-            "old_output": case.get("output_text"),
-            "old_cost_usd": case.get("cost_usd"),
-            "old_latency_ms": case.get("duration_ms"),
-        }
-
-    def _error_row(self, case, request, kind, message, attempts, charged_usd, charged_tokens) -> dict[str, Any]:
-        row = self._base_row(case, request, attempts)
-        return row | {
-            "status": "error",
-            "error_type": kind,
-            "error": message[:2000],
-            "charged_usd": charged_usd,
-            "charged_tokens": charged_tokens,
-        }
-
-    def _ok_row(self, job: _Job, outcome: _Outcome, control: _Outcome | None) -> dict[str, Any]:
-        case = job.case
-        old = _answer(control) if control is not None else {
-            "text": case.get("output_text"),
-            "tool_calls": _loads(case.get("tool_calls")),
-            "finish_reasons": case.get("finish_reasons"),
-            "refusal": case.get("refusal"),
-            "cost_usd": case.get("cost_usd"),
-            "latency_ms": case.get("duration_ms"),
-        }  # fmt: skip
-        new = _answer(outcome)
-        completion = outcome.completion
-        return self._base_row(case, job.request, outcome.attempts) | compare_pair(
-            old, new, job.request.params, self.refusal_rules
-        ) | {
-            "status": "ok",
-            "old_output": old["text"],
-            "old_cost_usd": old["cost_usd"],
-            "old_latency_ms": old["latency_ms"],
-            "response_model": completion.response_model,
-            "new_output": completion.text,
-            "new_tool_calls": _dumps(completion.tool_calls) if completion.tool_calls else None,
-            "new_finish_reasons": completion.finish_reasons,
-            "input_tokens": completion.input_tokens,
-            "output_tokens": completion.output_tokens,
-            "new_cost_usd": outcome.usd,
-            "new_latency_ms": outcome.latency_ms,
-        }  # fmt: skip
-
-
-def _answer(outcome: _Outcome) -> dict[str, Any]:
-    completion = outcome.completion
-    return {
-        "text": completion.text,
-        "tool_calls": completion.tool_calls,
-        "finish_reasons": completion.finish_reasons,
-        "refusal": completion.refusal,
-        "cost_usd": outcome.usd,
-        "latency_ms": outcome.latency_ms,
-    }
-
-
-def _loads(value: Any) -> Any:
-    try:
-        return json.loads(value) if isinstance(value, str) else value
-    except ValueError:
-        return None
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value)

@@ -332,6 +332,8 @@ def _run_list(args: argparse.Namespace) -> int:
         _print_rows(fetch(con, sql).to_pylist(), args.format)
         return 0
     rows = run(con, "replay_runs", run_id=None).to_pylist()
+    for row in rows:
+        row["spent_usd"] = None if row["spent_usd"] is None else round(row["spent_usd"], 6)
     columns = ["run_id", "created_at", "set_id", "prompt_name", "prompt_version", "model", "status", "verdict"]
     _print_rows(rows, args.format, columns + ["cases_total", "cases_ok", "cases_error", "spent_usd"])
     return 0
