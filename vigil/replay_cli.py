@@ -101,7 +101,8 @@ def _replay_commands(replay: argparse.ArgumentParser) -> None:
         "run",
         help="re-send a replay set with a new prompt version and compare",
         description="Rebuild each call of the set, apply the prompt version, call the model, compare, store. "
-        "Stops before the budget; a killed run continues with --resume RUN without paying twice.",
+        "Stops before the budget; a killed run continues with --resume RUN without paying twice. "
+        "Exit 0 when every call was answered (or stored as an error), 2 when the run stopped early.",
         epilog="example: vigil replay run --set S --prompt-version v2 --base-url http://127.0.0.1:8000/v1",
     )
     _common(run)
