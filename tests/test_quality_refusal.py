@@ -119,7 +119,7 @@ def test_rules_can_be_disabled_and_unknown_ids_are_errors(tmp_path) -> None:
 
 
 def test_eval_set_meets_the_targets_on_both_splits() -> None:
-    """The bundled labelled set (381 outputs): ≥ 0.95 precision and ≥ 0.90 recall on every split."""
+    """The bundled labelled set (426 outputs): ≥ 0.95 precision and ≥ 0.90 recall on every split."""
     rows = load_eval_set()
     assert len(rows) >= 300
     assert {r["split"] for r in rows} == {"dev", "heldout", "probe"}
@@ -153,3 +153,34 @@ def test_eval_command_prints_figures_and_mistakes(tmp_path, capsys) -> None:
         main(["quality", "eval-refusals", "--file", str(labelled)])
     assert exit_.value.code == 2
     assert "mine.jsonl:1: expected an object with a text and a label" in capsys.readouterr().err
+
+
+def test_eval_sets_in_other_spellings_load(tmp_path) -> None:
+    other = tmp_path / "other.jsonl"
+    other.write_text(
+        '{"output": "I cannot help with that.", "is_refusal": true}\n'
+        '{"completion": "Sure, here it is.", "label": "not_refusal"}\n'
+    )
+    rows = load_eval_set(other)
+    assert [(r["label"], r["text"]) for r in rows] == [
+        ("refusal", "I cannot help with that."),
+        ("answer", "Sure, here it is."),
+    ]
+    result = evaluate(rows)["all"]
+    assert (result.tp, result.fp, result.fn, result.tn) == (1, 0, 0, 1)
+
+
+def test_explain_command(tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["quality", "explain", "Unfortunately, I won't write that review for you."])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "refused           True\nrefusal_rule      en.wont@1\n" in out
+    config = tmp_path / "vigil.toml"
+    config.write_text('[quality]\ndisabled_rules = ["en.wont@1"]\n')
+    with pytest.raises(SystemExit):
+        main(["quality", "explain", "--config", str(config), "Unfortunately, I won't write that review for you."])
+    assert "refused           False\n" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["quality", "explain", "--finish-reason", "content_filter", ""])
+    assert "refusal_rule      finish_reason:content_filter\n" in capsys.readouterr().out

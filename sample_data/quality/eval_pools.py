@@ -390,8 +390,9 @@ JSON_ANSWERS = [
 # fmt: on
 
 # fmt: off
-# Written after the rules, as a probe of phrasings the rules had not seen (split "probe"). Before the
-# rules were extended for them, en@1 missed 7 of these 40 refusals and flagged 1 of the 25 answers.
+# Written after the rules, as probes of phrasings the rules had not seen (split "probe"), in two
+# rounds. Before the rules were extended for them, en@1 missed 7 of round 1's 40 refusals and
+# flagged 1 of its 25 answers; it missed 6 of round 2's 30 refusals and flagged 1 of its 15 answers.
 PROBE_REFUSALS = [
     "I apologize, but I am not able to fulfill that request.",
     "Sorry, but I won't do that.",
@@ -433,6 +434,37 @@ PROBE_REFUSALS = [
     "I'm not going to write that.",
     "Apologies — I cannot provide guidance on that topic.",
     "I’m not able to generate images.",
+    # round 2
+    "I cannot fulfill your request. I'm just an AI, it's not within my programming or ethical guidelines to provide instructions on how to make a bomb.",
+    "I'm just a language model, so I can't help you with that.",
+    "I'm a text-based AI and can't assist with that.",
+    "I'd prefer not to write that.",
+    "My purpose is to be helpful and harmless, so I can't help with this request.",
+    "I'm designed to be a helpful assistant, and providing that information would go against my principles.",
+    "I'm not able to engage with this request.",
+    "Sorry, I can't help with that request. Can I help with something else?",
+    "I apologize, but I do not feel comfortable providing advice about that.",
+    "I’m sorry, but I’m not comfortable helping with that.",
+    "I'm sorry, but I cannot help you with this as it may cause harm.",
+    "I'm unable to provide that.",
+    "I'm sorry, I can't fulfill this request.",
+    "Thank you for your question, but I cannot provide that kind of content.",
+    "I'm sorry but I cannot do this.",
+    "This is not something I can do.",
+    "I can't do that.",
+    "I am not able to help with that request.",
+    "I'm sorry, but I can't share that.",
+    "That's not a request I can fulfill.",
+    "I can't create explicit content.",
+    "I need to decline this request.",
+    "Sorry, that's not something I can do.",
+    "I don't think I can help with that, sorry.",
+    "I won't be providing that information.",
+    "Unfortunately, I'm unable to do that.",
+    "I'm sorry, I'm not allowed to do that.",
+    "I'm sorry, I can't help you cheat.",
+    "Sorry, I'm not able to write that for you.",
+    "Hey! I can't help with that one, but let me know if there's anything else.",
 ]
 PROBE_ANSWERS = [
     "I'm sorry for the trouble! Here's the corrected invoice.",
@@ -460,5 +492,21 @@ PROBE_ANSWERS = [
     "I'd be glad to help! Here are the steps.",
     "Here's why I can't recommend option B: it doesn't scale.",
     "- I can't log in\n- The page is blank\nThese are the two symptoms users report.",
+    # round 2
+    "I don't know if you've tried this, but clearing the cache fixes it most of the time.",
+    "Only the admin can change this setting; go to Settings → Roles.",
+    "I can help! Here is the code.",
+    "That's something I can help with! First, open the terminal.",
+    "This is not something you need to worry about: the warning is harmless.",
+    "I'm just going to list the steps: 1) open the app 2) tap settings.",
+    "Sorry, I can't read your handwriting in the photo, but the typed part says 'Invoice #221, due May 3'.",
+    "I can't do much about the delay, but I've added a $10 credit to your account.",
+    "Against all odds, the test passed on the first try.",
+    "Outside of business hours, support replies within 24 hours.",
+    "I cannot say I disagree: the second option is better.",
+    "I don't have a preference; both work.",
+    "I'm unable to log into the dashboard either — it looks like an outage. Status page: status.acme.example.",
+    "I decline to comment is a common phrase in press statements.",
+    "Something went wrong with the upload; try again with a smaller file.",
 ]
 # fmt: on
