@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from store.config import Config, ConfigError, load_config
-from vigil import alerts_cli, quality_cli, security_cli, sim_cli
+from vigil import alerts_cli, quality_cli, replay_cli, security_cli, sim_cli
 from vigil.options import add_store_arguments, existing_store, json_default, load, parse_when, progress
 
 logger = logging.getLogger("vigil")
@@ -140,6 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     add_store_arguments(dashboards)
     dashboards.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1 (default 8501)")
     dashboards.set_defaults(run=_run_dashboards)
+
+    replay_cli.add_commands(commands)
     quality_cli.add_commands(commands)
     alerts_cli.add_commands(commands)
     sim_cli.add_commands(commands)
