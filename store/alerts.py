@@ -34,9 +34,9 @@ METRICS: dict[str, Metric] = {
     "p99_latency_ms": Metric("task_latency", "p99_ms", "tasks", "99th percentile of task (root span) duration"),
     "llm_p99_latency_ms": Metric("llm_call_rates", "p99_ms", "calls", "99th percentile of LLM call duration"),
     "error_rate": Metric("llm_call_rates", "error_rate", "calls", "share of LLM calls that failed"),
-    "refusal_rate": Metric("llm_call_rates", "refusal_rate", "answered_calls", "share of answers that refused"),
+    "refusal_rate": Metric("refusal_rate", "refusal_rate", "calls", "share of answered calls that refused"),
     "validation_failure_rate": Metric(
-        "llm_call_rates", "validation_failure_rate", "validated_calls", "share of checked outputs that failed"
+        "validation_failure_rate", "failure_rate", "calls", "share of checked outputs that failed"
     ),
     "drift_distance": Metric(
         "signature_drift", "js_distance", "current_calls", "JS distance of output signatures", drift=True
@@ -49,7 +49,7 @@ METRICS: dict[str, Metric] = {
     "spend_per_day": Metric("spend_per_day", "spend_per_day_usd", "calls", "LLM spend in USD per day"),
     "tool_calls_per_task": Metric("tool_calls_per_task", "tool_calls_per_task", "tasks", "tool spans per task"),
 }
-# What a rule can group by (names of store.queries.GROUPS); every metric's query supports these.
+# What a rule can group by: names in both store.queries.GROUPS (task-level metrics) and CALL_GROUPS (call-level).
 DIMENSIONS = ("all", "service", "model", "prompt_version", "task")
 
 

@@ -12,7 +12,7 @@ process gets its own) and defines:
   kept, and it inherits the prompt name/version the parent knew. Prompt name/version missing
   on a call are taken from the task's root span.
 - `tasks`: one row per root span (an agent task) with its LLM call count, tokens and status.
-- `llm_call_dimensions`: llm_calls with the task dimensions the named queries group by; the table
+- `llm_call_dimensions`: llm_calls with the task dimensions call-level queries group by; the table
   macro `llm_calls_in(since, until, prompt)` and the scalar macros `js_term`, `psi_term` serve the
   drift queries.
 - `logs`, `metrics`: every log record and every metric data point. GenAI log events also feed
@@ -111,8 +111,8 @@ WHERE NOT EXISTS (
 )
 """
 
-# LLM calls with the columns the store.queries.GROUPS expressions read (`model`, the task's `name`), so
-# call-level metrics group the same way as task-level ones; `llm_calls_in` is one side of a comparison
+# LLM calls with the columns the store.queries.CALL_GROUPS expressions read (`model`, the task's `name`), so
+# call-level metrics group by the same names as task-level ones; `llm_calls_in` is one side of a comparison
 # (a time window and, optionally, a prompt version given as 'v3' or 'name@v3').
 _LLM_CALL_DIMENSIONS = """
 CREATE OR REPLACE VIEW llm_call_dimensions AS

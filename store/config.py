@@ -324,11 +324,19 @@ def _validate_rules(rules: tuple[AlertRule, ...]) -> None:
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def parse_duration(value: str, setting: str) -> timedelta:
-    """'30m', '12h', '7d', '2w' → timedelta."""
+def parse_age(value: object) -> timedelta | None:
+    """'30m', '12h', '7d', '2w' → timedelta; None for anything else (the CLI then tries a date)."""
     if isinstance(value, str) and value[:-1].isdigit() and value[-1:] in _UNITS and int(value[:-1]) > 0:
         return timedelta(**{_UNITS[value[-1]]: int(value[:-1])})
-    raise ConfigError(f"{setting} {value!r}: use a duration like 30m, 12h, 7d or 2w")
+    return None
+
+
+def parse_duration(value: str, setting: str) -> timedelta:
+    """'30m', '12h', '7d', '2w' → timedelta; anything else is an error naming `setting`."""
+    age = parse_age(value)
+    if age is None:
+        raise ConfigError(f"{setting} {value!r}: use a duration like 30m, 12h, 7d or 2w")
+    return age
 
 
 def parse_range(value: str, setting: str) -> tuple[timedelta, timedelta]:

@@ -318,3 +318,44 @@ def test_every_metric_is_a_documented_named_query() -> None:
         header = " ".join(line for line in load(metric.query).splitlines() if line.startswith("--"))
         assert metric.column in header and metric.samples in header, f"{metric.query}.sql does not declare them"
         assert f"`{name}`" in readme and f"`{metric.query}.sql`" in readme, f"README does not list {name}"
+
+
+def test_every_group_by_works_for_every_metric(tmp_path: Path, store: Path) -> None:
+    """group_by names are valid in both group tables: each rule groups the bad and good services' rows apart."""
+    from store.alerts import DIMENSIONS
+    from store.queries import CALL_GROUPS, GROUPS
+
+    assert set(DIMENSIONS) <= set(GROUPS) & set(CALL_GROUPS)
+    rules = "".join(
+        f'[[alerts]]\nname = "{metric}-{by}"\nmetric = "{metric}"\nthreshold = 0\ngroup_by = "{by}"\nmin_samples = 1\n'
+        for metric in METRICS
+        for by in DIMENSIONS
+    )
+    config = load_config(_config(tmp_path, store, rules), env={})
+    results = evaluate_alerts(connect(store, config), config, NOW)
+    groups = {(r.metric, r.rule.rpartition("-")[2]): r.group for r in results}
+    assert {(m, by) for m, by in groups} == {(m, by) for m in METRICS for by in DIMENSIONS}
+    by_service = {(r.metric, r.group) for r in results if r.rule.endswith("-service")}
+    assert by_service == {(m, g) for m in METRICS for g in ("bad-bot", "good-bot")}
+
+
+def test_refusal_and_validation_alerts_read_the_quality_queries(tmp_path: Path, store: Path) -> None:
+    """One definition: the alert value is the refusal_rate / validation_failure_rate query's, call for call."""
+    from store.queries import run
+
+    con = connect(store)
+    since, until = NOW - timedelta(hours=1), NOW
+    refusals = {r["group"]: r for r in run(con, "refusal_rate", group="service", since=since, until=until).to_pylist()}
+    failures = run(con, "validation_failure_rate", group="service", since=since, until=until).to_pylist()
+    failures = {r["group"]: r for r in failures}
+    # bad-bot's last hour: 40 calls, 10 failed (status error, never answered), 12 of the 30 answers refused
+    assert (refusals["bad-bot"]["calls"], refusals["bad-bot"]["refusals"]) == (30, 12)
+    assert (failures["bad-bot"]["calls"], failures["bad-bot"]["failures"]) == (40, 20)
+    rules = (
+        '[[alerts]]\nname = "ref"\nmetric = "refusal_rate"\nthreshold = 0.1\ngroup_by = "service"\n'
+        '[[alerts]]\nname = "val"\nmetric = "validation_failure_rate"\nthreshold = 0.2\ngroup_by = "service"\n'
+    )
+    config = load_config(_config(tmp_path, store, rules), env={})
+    results = {(r.rule, r.group): r for r in evaluate_alerts(con, config, NOW)}
+    assert results["ref", "bad-bot"].value == pytest.approx(12 / 30) and results["ref", "bad-bot"].samples == 30
+    assert results["val", "bad-bot"].value == pytest.approx(20 / 40) and results["val", "bad-bot"].samples == 40

@@ -72,3 +72,23 @@ def test_bad_settings_say_what_to_fix(tmp_path: Path, toml: str, env: dict, mess
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.toml", env={})
+
+
+def test_ages_mean_the_same_in_config_and_on_the_command_line() -> None:
+    """[[alerts]] window / [drift] ranges (parse_duration, parse_range) and CLI --since/--now (parse_when)."""
+    from datetime import UTC, datetime, timedelta
+
+    from store.config import parse_duration, parse_range
+    from vigil.options import parse_when
+
+    now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    for age, delta in {"30m": timedelta(minutes=30), "12h": timedelta(hours=12), "7d": timedelta(days=7)}.items():
+        assert parse_duration(age, "x") == delta and parse_when(age, now, "--since") == now - delta
+    assert parse_when("2w", now, "--since") == now - parse_duration("2w", "x") == now - timedelta(weeks=2)
+    assert parse_range("7d..1d", "x") == (timedelta(days=7), timedelta(days=1))
+    assert parse_when("2026-11-01", now, "--since") == datetime(2026, 11, 1, tzinfo=UTC)
+    for bad in ("0d", "7x", "d"):
+        with pytest.raises(ConfigError, match="use a duration like"):
+            parse_duration(bad, "x")
+        with pytest.raises(ConfigError, match=f"--since '{bad}': use an age like 7d"):
+            parse_when(bad, now, "--since")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from store.config import Config, ConfigError, load_config
+from store.config import Config, ConfigError, load_config, parse_age
 
 DATA_DIR_HELP = "folder of the Parquet store and write-ahead log (env VIGIL_STORE_DATA_DIR; default ./vigil-data)"
 
@@ -37,9 +37,9 @@ def parse_when(value: str | None, now: datetime, flag: str) -> datetime | None:
     """'7d', '12h', '30m', '2w' before now, or an ISO date/time (UTC unless it says otherwise)."""
     if not value:
         return None
-    units = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-    if value[:-1].isdigit() and value[-1] in units:
-        return now - timedelta(**{units[value[-1]]: int(value[:-1])})
+    age = parse_age(value)
+    if age is not None:
+        return now - age
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:

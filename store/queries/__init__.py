@@ -3,8 +3,9 @@
 A file's first line is a `--` comment naming its parameters and output columns. Parameters are
 DuckDB named parameters (`$since`), bound by `run`, never formatted into the SQL. The one thing
 formatted in is the grouping expression, and only from a fixed table, never from user text:
-`{group}` in a query over `tasks` takes it from `GROUPS`, `{call_group}` in a query over
-`llm_calls` from `CALL_GROUPS`; both are chosen by `run(..., group=NAME)`.
+`{group}` in a task-level query (over `tasks`) takes it from `GROUPS`, `{call_group}` in a
+call-level query (over `llm_call_dimensions` or its `llm_calls_in` macro) from `CALL_GROUPS`;
+both are chosen by `run(..., group=NAME)`. A name in both tables groups by the same dimension.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def names() -> list[str]:
     return sorted(p.name[:-4] for p in resources.files(__package__).iterdir() if p.name.endswith(".sql"))
 
 
-# What a metric can be broken down by (`vigil report --by`, dashboard selectors): name → SQL over `tasks`.
+# What a task-level metric can be broken down by (`vigil report --by`, dashboard selectors): name → SQL over `tasks`.
 GROUPS = {
     "all": "'all'",
     "service": "service_name",
@@ -45,11 +46,13 @@ GROUPS = {
 }
 
 
-# The same for queries over `llm_calls` (refusal rate, validation failures): name → SQL over llm_calls.
+# The same for call-level metrics (error, refusal and validation rates, drift, spend): name → SQL over
+# `llm_call_dimensions`, which adds the call's `model` and its task's `name` to llm_calls.
 CALL_GROUPS = {
     "all": "'all'",
     "service": "service_name",
-    "model": "coalesce(request_model, response_model, '?')",
+    "task": "coalesce(name, '?')",
+    "model": "coalesce(model, '?')",
     "provider": "coalesce(provider, '?')",
     "operation": "coalesce(operation, '?')",
     "prompt_version": GROUPS["prompt_version"],

@@ -12,7 +12,7 @@ WITH sides AS (
     FROM llm_calls_in($current_since::TIMESTAMPTZ, $current_until::TIMESTAMPTZ, $current_prompt::VARCHAR)
 ),
 json_calls AS (
-    SELECT {group} AS "group", side = 'baseline' AS is_b, list_distinct(output_keys) AS keys
+    SELECT {call_group} AS "group", side = 'baseline' AS is_b, list_distinct(output_keys) AS keys
     FROM sides
     WHERE output_keys IS NOT NULL AND status IS DISTINCT FROM 'error'
 ),

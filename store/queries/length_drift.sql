@@ -15,7 +15,7 @@ WITH sides AS (
     FROM llm_calls_in($current_since::TIMESTAMPTZ, $current_until::TIMESTAMPTZ, $current_prompt::VARCHAR)
 ),
 lengths AS (
-    SELECT {group} AS "group", side = 'baseline' AS is_b, output_length AS length,
+    SELECT {call_group} AS "group", side = 'baseline' AS is_b, output_length AS length,
            CASE WHEN output_length <= 0 THEN 0 ELSE floor(log2(output_length))::INT + 1 END AS bucket
     FROM sides
     WHERE output_length IS NOT NULL AND status IS DISTINCT FROM 'error'

@@ -1,4 +1,4 @@
--- params: $since, $until (TIMESTAMPTZ or NULL); {call_group}: one of store.queries.CALL_GROUPS. columns: group, calls,
+-- params: $since, $until (TIMESTAMPTZ or NULL); {call_group}: CALL_GROUPS. columns: group, calls,
 --         refusals, refusal_rate, provider_refusals, lexical_refusals, hedged, hedging_rate, top_rule — share of
 --         answered LLM calls (status ok, an output-producing operation) that refused, and which rule said so most
 SELECT {call_group} AS "group",
@@ -11,7 +11,7 @@ SELECT {call_group} AS "group",
        count(*) FILTER (WHERE hedging_rule IS NOT NULL) AS hedged,
        count(*) FILTER (WHERE hedging_rule IS NOT NULL) / count(*) AS hedging_rate,
        mode(refusal_rule) FILTER (WHERE refused) AS top_rule
-FROM llm_calls
+FROM llm_call_dimensions
 WHERE refused IS NOT NULL AND status = 'ok'
   AND ($since::TIMESTAMPTZ IS NULL OR start_time >= $since::TIMESTAMPTZ)
   AND ($until::TIMESTAMPTZ IS NULL OR start_time < $until::TIMESTAMPTZ)

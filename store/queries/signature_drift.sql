@@ -1,6 +1,6 @@
 -- params: $baseline_since, $baseline_until, $current_since, $current_until (TIMESTAMPTZ or NULL: open end),
 --         $baseline_prompt, $current_prompt (a prompt version 'v3' or 'name@v3'; NULL: any), $min_samples (calls per
---         side, default 50), $threshold (JS distance from which a group drifts, default 0.2); {group}: GROUPS.
+--         side, default 50), $threshold (JS distance from which a group drifts, default 0.2); {call_group}: CALL_GROUPS.
 -- columns: group, baseline_calls, current_calls, baseline_signatures, current_signatures, js_divergence, js_distance,
 --          psi, top_baseline_signature, top_current_signature, status (drift | stable | insufficient_data)
 -- Output-structure drift: how far the mix of output_signature moved from the baseline side to the current side.
@@ -17,7 +17,7 @@ WITH sides AS (
     FROM llm_calls_in($current_since::TIMESTAMPTZ, $current_until::TIMESTAMPTZ, $current_prompt::VARCHAR)
 ),
 counts AS (
-    SELECT {group} AS "group", output_signature AS signature,
+    SELECT {call_group} AS "group", output_signature AS signature,
            count(*) FILTER (side = 'baseline') AS b_calls,
            count(*) FILTER (side = 'current') AS c_calls
     FROM sides

@@ -1,8 +1,8 @@
 -- params: $since, $until (TIMESTAMPTZ or NULL), $bucket ('hour' | 'day' | 'week', default 'day'), $top (signatures
---         kept by name per group, default 8; the rest are '(other)'); {group}: GROUPS. columns: bucket_start, group,
+--         kept by name per group, default 8; the rest are '(other)'); {call_group}: CALL_GROUPS. columns: bucket_start, group,
 --         signature, calls, share — the mix of output signatures per time bucket, for a stacked chart
 WITH calls AS (
-    SELECT date_trunc(coalesce($bucket::VARCHAR, 'day'), start_time) AS bucket_start, {group} AS "group",
+    SELECT date_trunc(coalesce($bucket::VARCHAR, 'day'), start_time) AS bucket_start, {call_group} AS "group",
            output_signature AS signature
     FROM llm_calls_in($since::TIMESTAMPTZ, $until::TIMESTAMPTZ, NULL)
     WHERE output_signature IS NOT NULL AND status IS DISTINCT FROM 'error'

@@ -1,7 +1,7 @@
--- params: $since, $until (TIMESTAMPTZ or NULL); {group}: GROUPS (not outcome). columns: group, calls, cost_usd,
+-- params: $since, $until (TIMESTAMPTZ or NULL); {call_group}: CALL_GROUPS. columns: group, calls, cost_usd,
 --         unpriced_calls, days, spend_per_day_usd — LLM spend divided by the window's length in days; with an open
 --         end, by the number of UTC days that had calls. Unpriced calls add nothing (see unpriced_share.sql).
-SELECT {group} AS "group",
+SELECT {call_group} AS "group",
        count(*) AS calls,
        coalesce(sum(cost_usd), 0) AS cost_usd,
        count(*) FILTER (coalesce(cost_source, 'unpriced') = 'unpriced') AS unpriced_calls,

@@ -1,4 +1,4 @@
--- params: $since, $until (TIMESTAMPTZ or NULL); {call_group}: one of store.queries.CALL_GROUPS. columns: group, calls,
+-- params: $since, $until (TIMESTAMPTZ or NULL); {call_group}: CALL_GROUPS. columns: group, calls,
 --         failures, failure_rate, app_reported_failures, top_error, example_trace_id — LLM calls that asked for
 --         structured output (or whose application reported validation) and failed it: unparseable JSON, a schema
 --         mismatch, or the application's own failure. Calls with validation_status NULL asked for nothing.
@@ -10,7 +10,7 @@ SELECT {call_group} AS "group",
            AS app_reported_failures,
        mode(validation_error) FILTER (WHERE validation_status = 'fail') AS top_error,
        arg_max(trace_id, start_time) FILTER (WHERE validation_status = 'fail') AS example_trace_id
-FROM llm_calls
+FROM llm_call_dimensions
 WHERE validation_status IS NOT NULL
   AND ($since::TIMESTAMPTZ IS NULL OR start_time >= $since::TIMESTAMPTZ)
   AND ($until::TIMESTAMPTZ IS NULL OR start_time < $until::TIMESTAMPTZ)
