@@ -82,8 +82,8 @@ def time_queries(root: Path, runs: int, only: list[str], threads: int | None = N
     con = connect(root)
     if threads:
         con.execute(f"SET threads = {threads}")
-    trace_id = con.execute("SELECT trace_id FROM spans_raw USING SAMPLE 1 ROWS").fetchone()[0]
-    end = con.execute("SELECT max(start_time) FROM spans_raw").fetchone()[0]
+    trace_id = con.execute("SELECT trace_id FROM spans_raw USING SAMPLE 1 ROWS").fetchall()[0][0]
+    end = con.execute("SELECT max(start_time) FROM spans_raw").fetchall()[0][0]
     con.close()
     rows = []
     for name in only or names():

@@ -316,6 +316,11 @@ def _framework_records(rng: np.random.Generator, llm: pa.Table) -> pa.Table:
         parents = parents.set_column(parents.schema.get_field_index(name), name, values)
     index = llm.schema.get_field_index("parent_span_id")
     children = llm.set_column(index, "parent_span_id", pc.if_else(mask, frame_id, llm["parent_span_id"]))
+    for name in ("prompt_name", "prompt_version"):  # the provider's span does not know the prompt; the view inherits it
+        column = children[name]
+        children = children.set_column(
+            children.schema.get_field_index(name), name, pc.if_else(mask, pa.nulls(len(column), column.type), column)
+        )
     return pa.concat_tables([children, parents])
 
 
