@@ -356,6 +356,8 @@ def _hex(rng: np.random.Generator, n: int, nbytes: int) -> pa.Array:
 
 def _sentences(rng: np.random.Generator, n: int, words: int) -> pa.Array:
     flat = pa.array(_WORDS[rng.integers(0, len(_WORDS), n * words)]).cast(pa.string())
+    if isinstance(flat, pa.ChunkedArray):  # pyarrow splits large arrays
+        flat = pa.concat_arrays(flat.chunks)
     lists = pa.ListArray.from_arrays(pa.array(np.arange(0, n * words + 1, words, dtype=np.int32)), flat)
     return pc.binary_join(lists, " ")
 

@@ -20,9 +20,7 @@ from store.catalog import fetch, set_window
 # A query filtering its rows' start (or any time column) on $since/$until exactly this way lets
 # the views read only the partitions around the window (store.catalog.set_window). A query using
 # $since/$until any other way (a previous window, a baseline) gets every partition: always right.
-_WINDOW_CLAUSE = re.compile(
-    r"\(\$(since|until)::TIMESTAMPTZ IS NULL OR \w+(\.\w+)? (>=|<) \$\1::TIMESTAMPTZ\)"
-)
+_WINDOW_CLAUSE = re.compile(r"\(\$(since|until)::TIMESTAMPTZ IS NULL OR \w+(\.\w+)? (>=|<) \$\1::TIMESTAMPTZ\)")
 
 
 @cache
