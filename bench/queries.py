@@ -4,8 +4,9 @@ Builds (or reuses) a store of N LLM calls with bench.store_gen, opens it with st
 and times each named query (whatever `store.queries.names()` finds at run time) with its default
 parameters (all time), and with a last-7-days and a last-day window where it takes $since; the
 trace queries look up a real trace id. "cold" is the first run on a fresh connection (the OS page
-cache may still hold the files), "warm" the median of --runs more. Prints a table and the peak
-RSS; asserts nothing. See bench/README.md.
+cache may still hold the files), "warm" the median of --runs more; "warm CPU" is the process CPU
+time of a warm run (all DuckDB threads), the figure to trust on a machine others are loading.
+Prints a table and the peak RSS; asserts nothing. See bench/README.md.
 
     uv run python -m bench.queries                       # 1x: 1,000,000 calls in 200,000 tasks
     uv run python -m bench.queries --calls 10000000      # the issue-11 size
@@ -101,24 +102,29 @@ def _time(root: Path, name: str, params: dict, runs: int, threads: int | None) -
     con = connect(root)  # a fresh connection: nothing cached from the previous query
     if threads:
         con.execute(f"SET threads = {threads}")
-    timings = []
+    timings, cpu = [], []
     for _ in range(runs + 1):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         result = run(con, name, **params)
         timings.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - cpu_started) * 1000)
     con.close()
     return {
         "rows": result.num_rows,
         "cold_ms": round(timings[0], 1),
         "warm_ms": round(statistics.median(timings[1:]), 1),
+        "warm_cpu_ms": round(statistics.median(cpu[1:]), 1),
     }
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"| {'query':<30} | window | {'rows':>7} | cold ms | warm ms |")
-    print(f"|{'-' * 32}|--------|{'-' * 9}|---------|---------|")
+    print(f"| {'query':<30} | window | {'rows':>7} | cold ms | warm ms | warm CPU ms |")
+    print(f"|{'-' * 32}|--------|{'-' * 9}|---------|---------|-------------|")
     for r in rows:
-        print(f"| {r['query']:<30} | {r['window']:<6} | {r['rows']:>7} | {r['cold_ms']:>7.0f} | {r['warm_ms']:>7.0f} |")
+        print(
+            f"| {r['query']:<30} | {r['window']:<6} | {r['rows']:>7} | {r['cold_ms']:>7.0f} | {r['warm_ms']:>7.0f} "
+            f"| {r['warm_cpu_ms']:>11.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ WHERE NOT EXISTS (SELECT 1 FROM {table}_compacted c WHERE {matches})
 # Content that arrived as GenAI log events (llm_messages) fills what the span itself lacks.
 _LLM_CALLS = """
 CREATE OR REPLACE VIEW llm_calls AS
-WITH calls AS (SELECT * FROM llm_calls_unique),
+WITH calls AS NOT MATERIALIZED (SELECT * FROM llm_calls_unique),  -- inlined, so filters reach the files
 kept AS (
     SELECT * FROM calls c
     WHERE NOT EXISTS (
