@@ -141,8 +141,12 @@ WITH calls AS (
            sum(total_tokens) AS total_tokens,
            sum(cost_usd) AS cost_usd,
            count(*) FILTER (WHERE cost_source = 'unpriced') AS unpriced_calls,
-           -- the model that did most of the work (most tokens) names the task's model
-           arg_max(coalesce(request_model, response_model), coalesce(total_tokens, input_tokens, 0)) AS model
+           -- the model that did most of the work (most tokens) names the task's model; on a tie the
+           -- earlier call, so the answer does not depend on the order DuckDB happens to read rows in
+           arg_max(
+               coalesce(request_model, response_model),
+               [coalesce(total_tokens, input_tokens, 0), -epoch_ns(start_time)]
+           ) AS model
     FROM llm_calls GROUP BY trace_id
 ),
 tools AS (
