@@ -241,6 +241,9 @@ def pin_files(con: duckdb.DuckDBPyConnection) -> None:
 def connect(root: str | Path, config: Config | None = None) -> duckdb.DuckDBPyConnection:
     """`config` supplies the outcome rules and budgets the tasks view applies (defaults if None)."""
     con = duckdb.connect(":memory:")
+    # Every view reference reads the footers of its files to bind (union_by_name); files never
+    # change in place (a rewrite is a rename, which DuckDB's cache notices), so keep them cached.
+    con.execute("SET parquet_metadata_cache = true")
     con.execute("SET VARIABLE vigil_root = ?", [str(Path(root).resolve())])
     refresh(con, Path(root), config or Config())
     return con
