@@ -106,7 +106,13 @@ class Built:
 
 
 def build_store(
-    root: Path, calls: int, days: int = 30, seed: int = 7, end: datetime | None = None, fresh_last_day: int = 0
+    root: Path,
+    calls: int,
+    days: int = 30,
+    seed: int = 7,
+    end: datetime | None = None,
+    fresh_last_day: int = 0,
+    resume: bool = False,
 ) -> Built:
     """Write the store; `fresh_last_day` > 0 splits the last day into that many un-compacted files, with 1% resent."""
     end = (end or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
@@ -122,6 +128,8 @@ def build_store(
         lo, hi = np.searchsorted(bounds, [day, day + DAY_NS])
         if hi <= lo:
             continue
+        if resume and _day_done(root, day):
+            continue
         rng = np.random.default_rng([seed, i])
         tables = _day_tables(rng, bounds[lo:hi], counts[lo:hi], start_ns, end_ns)
         fresh = fresh_last_day if i == len(day_starts) - 1 else 0
@@ -135,6 +143,17 @@ def build_store(
     return Built(
         int(counts.sum()), tasks=tasks_total, first_day=_date(day_starts[0]), last_day=_date(day_starts[-1]), **totals
     )
+
+
+def _day_done(root: Path, day: int) -> bool:
+    """Resuming a build that was stopped: a day is done when all its tables have their file."""
+    folders = [table_dir(root, t) / f"date={_date(day)}" for t in ("spans", "llm_calls", "outcomes")]
+    if all(any(f.glob("compacted-*.parquet")) for f in folders):
+        return True
+    for folder in folders:  # a day half written is written again
+        for path in folder.glob("*.parquet"):
+            path.unlink()
+    return False
 
 
 def _call_counts(rng: np.random.Generator, tasks: int, calls: int) -> np.ndarray:

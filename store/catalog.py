@@ -25,10 +25,12 @@ process gets its own) and defines:
 - `logs`, `metrics`: every log record and every metric data point. GenAI log events also feed
   `llm_messages`, whose messages fill the content of the `llm_calls` row they belong to.
 
-Globs are expanded at query time, so new files show up without reconnecting; only a table
-that had no files at all when connecting needs `refresh(con, root)`. A query lists its files
-before it opens them, so one that starts just as compaction deletes a replaced file can miss it:
-run queries through `fetch`, which retries that case (a fresh listing no longer has the file).
+Run queries through `fetch`: it lists the files once per query and pins the views to that
+listing (`pin_files`), so new files show up without reconnecting and every view in a query reads
+the same files; a plain `con.sql` after it reads the listing of the last `fetch` (before any,
+whatever each glob finds). Only a table that had no files at all when connecting needs
+`refresh(con, root)`. A query lists its files before it opens them, so one that starts just as
+compaction deletes a replaced file can miss it: `fetch` retries that case with a fresh listing.
 """
 
 from __future__ import annotations
