@@ -16,7 +16,7 @@ import pyarrow as pa
 from bench.store_gen import build_store
 from store.catalog import connect, fetch, set_window
 from store.compaction import compact, merge_compacted
-from store.queries import load, names, run
+from store.queries import is_windowed, load, names, run
 from store.schema import LLM_CALLS_SCHEMA, SPANS_SCHEMA
 from store.writer import COMPACTED_PREFIX, write_file, write_partitioned
 from tests.conftest import query
@@ -140,3 +140,9 @@ def test_spans_of_compacted_and_fresh_files_dedupe_like_calls(tmp_path: Path) ->
     write_partitioned(tmp_path, "spans", pa.Table.from_pylist([span | {"received_at": start + 1}], SPANS_SCHEMA))
     assert query(tmp_path, "SELECT count(*) AS n FROM spans") == [{"n": 1}]
     assert query(tmp_path, "SELECT count(*) AS n FROM tasks") == [{"n": 1}]
+
+
+def test_every_query_with_a_window_hands_it_to_the_views() -> None:
+    windowed = [name for name in names() if "$since" in load(name)]
+    assert windowed and all(is_windowed(load(name)) for name in windowed), windowed
+    assert not is_windowed("SELECT * FROM tasks WHERE start_time >= $since::TIMESTAMPTZ - INTERVAL 7 DAY")

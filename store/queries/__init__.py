@@ -48,6 +48,12 @@ GROUPS = {
 }
 
 
+def is_windowed(sql: str) -> bool:
+    """Whether the query uses $since/$until only as the canonical window (comments aside)."""
+    code = re.sub(r"--[^\n]*", "", sql)
+    return "$since" in code and not re.search(r"\$(since|until)\b", _WINDOW_CLAUSE.sub("", code))
+
+
 def run(con: duckdb.DuckDBPyConnection, name: str, group: str = "all", **params: Any) -> pa.Table:
     if group not in GROUPS:
         raise KeyError(f"cannot group by {group!r}; choose one of {', '.join(GROUPS)}")
@@ -59,7 +65,7 @@ def run(con: duckdb.DuckDBPyConnection, name: str, group: str = "all", **params:
     unknown = set(params) - wanted
     if unknown:
         raise KeyError(f"query {name} takes no parameter {', '.join(sorted(unknown))}")
-    windowed = "$since" in sql and not re.search(r"\$(since|until)\b", _WINDOW_CLAUSE.sub("", sql))
+    windowed = is_windowed(sql)
     if windowed:
         set_window(con, params.get("since"), params.get("until"))
     try:
