@@ -6,7 +6,17 @@ process gets its own) and defines:
 - one view per table with one row per key (`store.schema.ROW_KEYS`; (trace_id, span_id) for
   spans). Exporters retry, the write-ahead log is replayed after a crash and compaction briefly
   leaves merged and original files side by side, so the files may hold a row twice; the views
-  keep the first one received. `<table>_raw` views show the files as they are.
+  keep one. Deduping every row costs a window over the whole table, so it is only done where
+  duplicates can be: files compaction wrote (`compacted-*.parquet`) hold rows unique in their
+  partition (store.compaction keeps it so) and are read as they are; the fresh `part-*` files
+  are deduped among themselves and a fresh row whose key is already compacted is dropped (an
+  anti-join from the small fresh side). Where both copies exist the compacted one is kept.
+  `<table>_raw` views show the files as they are.
+- Time windows prune partitions: `store.queries.run` hands a query's `$since`/`$until` window to
+  the views (`set_window`) when the query filters on it in the canonical form, and the views of
+  the tables whose rows live inside their trace's time (spans, llm_calls, llm_messages) then
+  read only the `date=` partitions and row groups around it (`WINDOW_SLACK_*` either side, so a
+  task's calls are all there). Every view exposes the partition column `date` (UTC).
 - `llm_calls` also counts a model call recorded twice once: when a framework's LLM span has a
   provider instrumentation's LLM span as its child, only the child (closest to the wire) is
   kept, and it inherits the prompt name/version the parent knew. Prompt name/version missing
@@ -18,38 +28,85 @@ process gets its own) and defines:
 - `logs`, `metrics`: every log record and every metric data point. GenAI log events also feed
   `llm_messages`, whose messages fill the content of the `llm_calls` row they belong to.
 
-Globs are expanded at query time, so new files show up without reconnecting; only a table
-that had no files at all when connecting needs `refresh(con, root)`. A query lists its files
-before it opens them, so one that starts just as compaction deletes a replaced file can miss it:
-run queries through `fetch`, which retries that case (a fresh listing no longer has the file).
+Run queries through `fetch`: it lists the files once per query and pins the views to that
+listing (`pin_files`), so new files show up without reconnecting and every view in a query reads
+the same files; a plain `con.sql` after it reads the listing of the last `fetch` (before any,
+whatever each glob finds). Only a table that had no files at all when connecting needs
+`refresh(con, root)`. A query lists its files before it opens them, so one that starts just as
+compaction deletes a replaced file can miss it: `fetch` retries that case with a fresh listing.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from store.config import Config
-from store.schema import ROW_KEYS, TABLES
-from store.writer import table_dir
+from store.schema import PARTITION_TIME, ROW_KEYS, TABLES
+from store.writer import COMPACTED_PREFIX, table_dir
 
+# Tables whose rows lie within their trace's time: a window on a task narrows them safely.
+WINDOWED_TABLES = ("spans", "llm_calls", "llm_messages")
+# How far outside a query's window the views still read: clocks of a trace's services may
+# disagree a little (before), and a task's calls run on after it started (after). A task that
+# ran on for longer than WINDOW_SLACK_AFTER past a closed window's end loses its late calls.
+WINDOW_SLACK_BEFORE = timedelta(hours=1)
+WINDOW_SLACK_AFTER = timedelta(days=1)
+_WINDOW_VARIABLES = ("vigil_window_since", "vigil_window_since_date", "vigil_window_until", "vigil_window_until_date")
+
+# Duplicates share their key and their partition time (they are the same record sent again), so
+# the anti-join also matches on time: the compacted side is then read only in the row groups
+# (sorted by time) the fresh rows fall in.
 _DEDUPED = """
 CREATE OR REPLACE VIEW {view} AS
-SELECT * FROM {table}_raw
-QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY received_at) = 1
+WITH fresh AS (
+    SELECT * FROM {table}_fresh
+    QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY received_at) = 1
+)
+SELECT * FROM {table}_compacted
+UNION ALL BY NAME
+SELECT * FROM fresh f
+WHERE NOT EXISTS (SELECT 1 FROM {table}_compacted c WHERE {matches})
 """
 
 # A call whose direct child is also an LLM call is the same call seen from a higher layer.
+# Only calls missing a prompt name or version need their parent's or root's: the joins that
+# fill them in are kept to those calls, and to the parents and roots that know a prompt.
 # Content that arrived as GenAI log events (llm_messages) fills what the span itself lacks.
 _LLM_CALLS = """
 CREATE OR REPLACE VIEW llm_calls AS
-WITH calls AS (SELECT * FROM llm_calls_unique),
+WITH calls AS NOT MATERIALIZED (SELECT * FROM llm_calls_unique),  -- inlined, so filters reach the files
+kept AS (
+    SELECT * FROM calls c
+    WHERE NOT EXISTS (
+        SELECT 1 FROM calls child WHERE child.trace_id = c.trace_id AND child.parent_span_id = c.span_id
+    )
+),
+prompted AS (
+    SELECT trace_id, span_id, prompt_name, prompt_version FROM calls
+    WHERE prompt_name IS NOT NULL OR prompt_version IS NOT NULL
+),
 roots AS (
     SELECT trace_id, any_value(prompt_name) AS prompt_name, any_value(prompt_version) AS prompt_version
-    FROM spans_raw WHERE parent_span_id IS NULL GROUP BY trace_id
+    FROM spans_scan
+    WHERE parent_span_id IS NULL AND (prompt_name IS NOT NULL OR prompt_version IS NOT NULL)
+    GROUP BY trace_id
+),
+named AS (
+    SELECT * FROM kept WHERE prompt_name IS NOT NULL AND prompt_version IS NOT NULL
+    UNION ALL BY NAME
+    SELECT c.* REPLACE (
+            coalesce(c.prompt_name, p.prompt_name, r.prompt_name) AS prompt_name,
+            coalesce(c.prompt_version, p.prompt_version, r.prompt_version) AS prompt_version
+        )
+    FROM kept c
+    LEFT JOIN prompted p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+    LEFT JOIN roots r ON r.trace_id = c.trace_id
+    WHERE c.prompt_name IS NULL OR c.prompt_version IS NULL
 ),
 messages AS (SELECT * FROM llm_messages),
 event_content AS (
@@ -77,8 +134,6 @@ event_content AS (
     FROM messages GROUP BY trace_id, span_id
 )
 SELECT c.* REPLACE (
-        coalesce(c.prompt_name, p.prompt_name, r.prompt_name) AS prompt_name,
-        coalesce(c.prompt_version, p.prompt_version, r.prompt_version) AS prompt_version,
         coalesce(c.input_messages, e.input_messages) AS input_messages,
         coalesce(c.output_messages, e.output_messages) AS output_messages,
         coalesce(c.output_text, e.output_text) AS output_text,
@@ -102,13 +157,8 @@ SELECT c.* REPLACE (
                  THEN e.json_error
              ELSE c.validation_error END AS validation_error
     )
-FROM calls c
-LEFT JOIN calls p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
-LEFT JOIN roots r ON r.trace_id = c.trace_id
+FROM named c
 LEFT JOIN event_content e ON e.trace_id = c.trace_id AND e.span_id = c.span_id
-WHERE NOT EXISTS (
-    SELECT 1 FROM calls child WHERE child.trace_id = c.trace_id AND child.parent_span_id = c.span_id
-)
 """
 
 # LLM calls with the columns the store.queries.CALL_GROUPS expressions read (`model`, the task's `name`), so
@@ -149,8 +199,12 @@ WITH calls AS (
            sum(total_tokens) AS total_tokens,
            sum(cost_usd) AS cost_usd,
            count(*) FILTER (WHERE cost_source = 'unpriced') AS unpriced_calls,
-           -- the model that did most of the work (most tokens) names the task's model
-           arg_max(coalesce(request_model, response_model), coalesce(total_tokens, input_tokens, 0)) AS model
+           -- the model that did most of the work (most tokens) names the task's model; on a tie the
+           -- earlier call, so the answer does not depend on the order DuckDB happens to read rows in
+           arg_max(
+               coalesce(request_model, response_model),
+               [coalesce(total_tokens, input_tokens, 0), -epoch_ns(start_time)]
+           ) AS model
     FROM llm_calls GROUP BY trace_id
 ),
 tools AS (
@@ -216,6 +270,7 @@ def fetch(con: duckdb.DuckDBPyConnection, sql: str, params: object = None, attem
     """Run `sql` to completion and return its rows (None for a statement without a result)."""
     for attempt in range(1, attempts + 1):
         try:
+            pin_files(con)
             relation = con.sql(sql, params=params)
             # Files are opened while rows are fetched, so the fetch belongs inside the retry.
             return None if relation is None else relation.to_arrow_table()
@@ -225,9 +280,46 @@ def fetch(con: duckdb.DuckDBPyConnection, sql: str, params: object = None, attem
     raise AssertionError("unreachable")
 
 
+def pin_files(con: duckdb.DuckDBPyConnection) -> None:
+    """Take one listing of the files for the next query, so every view in it reads the same files.
+
+    A view reads the compacted files twice (their rows, and their keys for the anti-join) and the
+    fresh ones once, each a glob of its own; if compaction committed a file between two of them,
+    one query could drop fresh rows as compacted without reading the compacted copy. With the
+    listing pinned (DuckDB variables, applied as file filters) each query sees one state of the
+    folder, and compaction makes every state it passes through read right. Without it (plain
+    `con.sql`), the views read whatever each glob finds.
+    """
+    root = con.execute("SELECT getvariable('vigil_root')").fetchall()[0][0]
+    for table in TABLES:
+        files = [str(p) for p in table_dir(Path(root), table).glob("date=*/*.parquet")] if root else None
+        con.execute(f"SET VARIABLE vigil_files_{table} = ?::VARCHAR[]", [files])
+        if files is not None:
+            _define_unique(con, table, fresh=any(f"/{COMPACTED_PREFIX}" not in f for f in files))
+
+
+def _define_unique(con: duckdb.DuckDBPyConnection, table: str, fresh: bool) -> None:
+    """The deduped view of `table`; without fresh files in the listing, only the compacted ones (planned 3x faster)."""
+    state = f"vigil_has_fresh_{table}"
+    if con.execute(f"SELECT getvariable('{state}')").fetchall()[0][0] == fresh:
+        return  # views are planned again by every query: replace them only when the shape changes
+    view = "llm_calls_unique" if table == "llm_calls" else table  # llm_calls needs more, below
+    if fresh:
+        keys = ROW_KEYS[table]
+        matches = " AND ".join(f"c.{k} = f.{k}" for k in (*keys, PARTITION_TIME[table]))
+        con.execute(_DEDUPED.format(view=view, table=table, keys=", ".join(keys), matches=matches))
+    else:
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {table}_compacted")
+    con.execute(f"SET VARIABLE {state} = {fresh}")
+
+
 def connect(root: str | Path, config: Config | None = None) -> duckdb.DuckDBPyConnection:
     """`config` supplies the outcome rules and budgets the tasks view applies (defaults if None)."""
     con = duckdb.connect(":memory:")
+    # Every view reference reads the footers of its files to bind (union_by_name); files never
+    # change in place (a rewrite is a rename, which DuckDB's cache notices), so keep them cached.
+    con.execute("SET parquet_metadata_cache = true")
+    con.execute("SET VARIABLE vigil_root = ?", [str(Path(root).resolve())])
     refresh(con, Path(root), config or Config())
     return con
 
@@ -239,20 +331,57 @@ def refresh(con: duckdb.DuckDBPyConnection, root: Path, config: Config | None = 
         if any(folder.glob("date=*/*.parquet")):
             source = (
                 f"read_parquet('{_sql_string(folder)}/date=*/*.parquet', "
-                "hive_partitioning = true, union_by_name = true)"
+                "hive_partitioning = true, union_by_name = true, filename = true)"
             )
         else:
             empty = f"_empty_{table}"
             con.register(empty, pa.table({f.name: pa.array([], f.type) for f in schema}))
-            source = f"(SELECT *, NULL::DATE AS date FROM {empty})"
-        con.execute(f"CREATE OR REPLACE VIEW {table}_raw AS SELECT * FROM {source}")
-    for table, keys in ROW_KEYS.items():
-        view = "llm_calls_unique" if table == "llm_calls" else table  # llm_calls needs more, below
-        con.execute(_DEDUPED.format(view=view, table=table, keys=", ".join(keys)))
+            source = f"(SELECT *, NULL::DATE AS date, NULL::VARCHAR AS filename FROM {empty})"
+        con.execute(f"CREATE OR REPLACE VIEW {table}_raw AS SELECT * EXCLUDE (filename) FROM {source}")
+        # One filter on the file name each, which DuckDB applies to the file list before opening any.
+        narrow = _window_filter(PARTITION_TIME[table]) if table in WINDOWED_TABLES else "true"
+        compacted = f"filename LIKE '%/{COMPACTED_PREFIX}%'"
+        files = f"getvariable('vigil_files_{table}')"
+        pinned = f"({files} IS NULL OR list_contains({files}, filename))"
+        for part, test in (("compacted", compacted), ("fresh", f"NOT ({compacted})"), ("scan", "true")):
+            con.execute(
+                f"CREATE OR REPLACE VIEW {table}_{part} AS SELECT * EXCLUDE (filename) FROM {source} "
+                f"WHERE {test} AND {pinned} AND {narrow}"
+            )
+    for table in ROW_KEYS:
+        con.execute(f"RESET VARIABLE vigil_has_fresh_{table}")
+        _define_unique(con, table, fresh=True)  # right for any listing; pin_files narrows it per query
     con.execute(_LLM_CALLS)
     con.execute(_LLM_CALL_DIMENSIONS)
     con.execute(_DRIFT_TERMS)
     con.execute(_tasks_sql(config))
+
+
+def set_window(con: duckdb.DuckDBPyConnection, since: datetime | None, until: datetime | None) -> None:
+    """Narrow the windowed tables' views to [since, until) plus slack; None, None: read everything."""
+    values: list[object] = [None] * 4
+    if since is not None:
+        start = _utc(since) - WINDOW_SLACK_BEFORE
+        values[0:2] = [start, start.date()]
+    if until is not None:
+        end = _utc(until) + WINDOW_SLACK_AFTER
+        values[2:4] = [end, end.date()]
+    for name, value, kind in zip(_WINDOW_VARIABLES, values, ("TIMESTAMPTZ", "DATE") * 2, strict=True):
+        con.execute(f"SET VARIABLE {name} = ?::{kind}", [value])
+
+
+def _window_filter(time_column: str) -> str:
+    since, since_date, until, until_date = (f"getvariable('{v}')" for v in _WINDOW_VARIABLES)
+    return (
+        f"({since} IS NULL OR (date >= {since_date} AND {time_column} >= {since})) "
+        f"AND ({until} IS NULL OR (date <= {until_date} AND {time_column} < {until}))"
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"window bound {moment} has no time zone; give an aware datetime (UTC)")
+    return moment.astimezone(UTC)
 
 
 def _tasks_sql(config: Config) -> str:
