@@ -127,3 +127,39 @@ def errors_by_type(errors: pd.DataFrame) -> go.Figure:
         title="LLM errors by type",
     )
     return figure.update_layout(**_LAYOUT)
+
+
+def rate_by_day(daily: pd.DataFrame, rate: str, calls: str, title: str) -> go.Figure:
+    """quality_by_day → one line per model · prompt version: `rate` by day, with its counts in the hover."""
+    data = daily[daily[calls] > 0].assign(series=lambda d: d["model"] + " · " + d["prompt_version"])
+    figure = px.line(
+        data.sort_values("day"),
+        x="day",
+        y=rate,
+        color="series",
+        markers=True,
+        hover_data=[calls],
+        labels={rate: "rate", "day": "day", "series": "model · prompt version"},
+        title=title,
+    )
+    figure.update_xaxes(type="category")
+    figure.update_yaxes(tickformat=".0%", rangemode="tozero")
+    return figure.update_layout(**_LAYOUT)
+
+
+def time_to_first_token(streams: pd.DataFrame) -> go.Figure:
+    """llm_time_to_first_token → p50 / p90 / p99 time to first token per model and operation."""
+    data = streams.assign(call=streams["model"] + " · " + streams["operation"])
+    long = data.melt(id_vars=["call"], value_vars=["ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms"], var_name="percentile")
+    long["percentile"] = long["percentile"].str.removeprefix("ttft_").str.removesuffix("_ms")
+    figure = px.bar(
+        long,
+        x="value",
+        y="call",
+        color="percentile",
+        barmode="group",
+        orientation="h",
+        labels={"value": "ms to first token", "call": "model · operation"},
+        title="Time to first token (streamed calls)",
+    )
+    return figure.update_layout(**_LAYOUT)

@@ -18,6 +18,9 @@ new files in known tables show up as soon as the query cache (30 s) expires.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
+import itertools
 import logging
 import threading
 from dataclasses import dataclass
@@ -31,7 +34,8 @@ import streamlit as st
 from dashboards.filters import Filters
 from store.catalog import connect
 from store.config import Config
-from store.queries import GROUPS, run
+from store.queries import GROUPS, names, run
+from store.replay_picks import list_pick_lists, read_picks
 from store.schema import TABLES
 from store.writer import table_dir
 
@@ -43,8 +47,13 @@ _FILTERED_VIEWS = {
     "tasks": "model",
     "llm_calls": "coalesce(request_model, response_model)",
 }
-# DuckDB variable → SQL expression it is compared with (model: per view, above).
-_VARIABLES = {"vigil_service": "service_name", "vigil_model": None, "vigil_prompt_version": _PROMPT_LABEL}
+# DuckDB variable → SQL expression it is compared with (model: per view, above), in Filters' order.
+_VARIABLES = {
+    "vigil_service": "service_name",
+    "vigil_model": None,
+    "vigil_prompt_version": _PROMPT_LABEL,
+    "vigil_environment": "environment",
+}
 
 
 @dataclass(frozen=True)
@@ -83,9 +92,66 @@ def query(name: str, filters: Filters | None = None, group: str = "all", **param
 
 
 def filter_options(store: Store) -> dict[str, list[str]]:
-    """dimension (service | model | prompt_version) → values present, most used first."""
+    """dimension (service | model | prompt_version | environment) → values present, most used first."""
     rows = _query(store, "filter_options", "all", None, ())
     return {dim: list(group["value"]) for dim, group in rows.groupby("dimension", sort=False)}
+
+
+def clear_cache() -> None:
+    """After the dashboards wrote something (a verdict, a pick), the next run must see it."""
+    _query.clear()
+    _columns.clear()
+    _picks.clear()
+
+
+def replay_picks() -> dict[str, list[dict[str, str]]]:
+    """Pick list name → the calls picked for replay on the Traces page (store.replay_picks)."""
+    return _picks(current_store())
+
+
+@st.cache_data(ttl=30, show_spinner=False, max_entries=4)
+def _picks(store: Store) -> dict[str, list[dict[str, str]]]:
+    root = Path(store.root)
+    return {name: read_picks(root, name) for name in list_pick_lists(root)}
+
+
+def has_columns(table: str, *columns: str) -> bool:
+    """Whether the store's `table` view has all `columns` (a store from before a feature lacks them)."""
+    return set(columns) <= _columns(current_store(), table)
+
+
+def has_query(name: str) -> bool:
+    return name in names()
+
+
+def firing_alerts() -> pd.DataFrame | None:
+    """Every alert rule's result now (store.alerts.evaluate_alerts), one row each; None when vigil has no alerts."""
+    if importlib.util.find_spec("store.alerts") is None:
+        return None
+    try:
+        return _alerts(current_store())
+    except Exception as exc:  # shown like a failed query: the page goes on without the section
+        logger.exception("alert evaluation failed")
+        st.error(f"Evaluating the alert rules failed: {exc}")
+        return pd.DataFrame()
+
+
+@st.cache_data(ttl=30, show_spinner=False, max_entries=16)
+def _columns(store: Store, table: str) -> frozenset[str]:
+    con, lock = _connection(store)
+    with lock:
+        return frozenset(row[0] for row in con.execute(f"DESCRIBE main.{table}").fetchall())
+
+
+@st.cache_data(ttl=30, show_spinner=False, max_entries=4)
+def _alerts(store: Store) -> pd.DataFrame:
+    from store.alerts import evaluate_alerts
+
+    con, lock = _connection(store)
+    with lock:
+        con.execute("SET search_path = 'main'")  # alerts watch everything, not the sidebar's slice
+        results = evaluate_alerts(con, store.config)
+    return pd.DataFrame([dataclasses.asdict(result) for result in results])
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -111,10 +177,10 @@ def _query(
     store: Store, name: str, group: str, filters: Filters | None, params: tuple[tuple[str, Any], ...]
 ) -> pd.DataFrame:
     con, lock = _connection(store)
-    chosen = (filters.service, filters.model, filters.prompt_version) if filters else (None, None, None)
+    chosen = (filters.service, filters.model, filters.prompt_version, filters.environment) if filters else ()
     window = {"since": filters.since, "until": filters.until} if filters else {}
     with lock:
         con.execute("SET search_path = 'filtered,main'")
-        for variable, value in zip(_VARIABLES, chosen, strict=True):
+        for variable, value in itertools.zip_longest(_VARIABLES, chosen):
             con.execute(f"SET VARIABLE {variable} = ?::VARCHAR", [value])
         return run(con, name, group=group, **window, **dict(params)).to_pandas()

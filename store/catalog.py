@@ -10,8 +10,11 @@ process gets its own) and defines:
 - `llm_calls` also counts a model call recorded twice once: when a framework's LLM span has a
   provider instrumentation's LLM span as its child, only the child (closest to the wire) is
   kept, and it inherits the prompt name/version the parent knew. Prompt name/version missing
-  on a call are taken from the task's root span.
+  on a call are taken from the task's root span, and so is `environment`.
 - `tasks`: one row per root span (an agent task) with its LLM call count, tokens and status.
+  Its `environment` is the root span's `deployment.environment.name` resource attribute (the
+  older `deployment.environment` when only that is set), read from the stored resource JSON, so
+  files written before this column existed answer too.
 - `logs`, `metrics`: every log record and every metric data point. GenAI log events also feed
   `llm_messages`, whose messages fill the content of the `llm_calls` row they belong to.
 
@@ -39,13 +42,20 @@ SELECT * FROM {table}_raw
 QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY received_at) = 1
 """
 
+# The deployment environment of a span, from its resource (OTel semconv 1.27 renamed the key).
+ENVIRONMENT = (
+    "coalesce(json_extract_string({r}resource_attributes, '$.\"deployment.environment.name\"'), "
+    "json_extract_string({r}resource_attributes, '$.\"deployment.environment\"'))"
+)
+
 # A call whose direct child is also an LLM call is the same call seen from a higher layer.
 # Content that arrived as GenAI log events (llm_messages) fills what the span itself lacks.
 _LLM_CALLS = """
 CREATE OR REPLACE VIEW llm_calls AS
 WITH calls AS (SELECT * FROM llm_calls_unique),
 roots AS (
-    SELECT trace_id, any_value(prompt_name) AS prompt_name, any_value(prompt_version) AS prompt_version
+    SELECT trace_id, any_value(prompt_name) AS prompt_name, any_value(prompt_version) AS prompt_version,
+           any_value({environment}) AS environment
     FROM spans_raw WHERE parent_span_id IS NULL GROUP BY trace_id
 ),
 messages AS (SELECT * FROM llm_messages),
@@ -72,7 +82,8 @@ SELECT c.* REPLACE (
         coalesce(c.tool_calls, e.tool_calls) AS tool_calls,
         coalesce(c.refusal, e.refusal) AS refusal,
         coalesce(c.finish_reasons, e.finish_reasons) AS finish_reasons
-    )
+    ),
+    r.environment
 FROM calls c
 LEFT JOIN calls p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
 LEFT JOIN roots r ON r.trace_id = c.trace_id
@@ -149,6 +160,7 @@ SELECT s.trace_id,
        s.prompt_version,
        s.session_id,
        s.user_id,
+       {environment} AS environment,
        s.attributes
 FROM judged s
 LEFT JOIN calls c USING (trace_id)
@@ -193,7 +205,7 @@ def refresh(con: duckdb.DuckDBPyConnection, root: Path, config: Config | None = 
     for table, keys in ROW_KEYS.items():
         view = "llm_calls_unique" if table == "llm_calls" else table  # llm_calls needs more, below
         con.execute(_DEDUPED.format(view=view, table=table, keys=", ".join(keys)))
-    con.execute(_LLM_CALLS)
+    con.execute(_LLM_CALLS.format(environment=ENVIRONMENT.format(r="")))
     con.execute(_tasks_sql(config))
 
 
@@ -219,7 +231,10 @@ def _tasks_sql(config: Config) -> str:
         by_name = _sql_map(budgets.per_task_name_usd, "s.name")
         by_service = _sql_map(budgets.per_service_usd, "s.service_name")
         budget = f"coalesce({by_name}, {by_service})"
-    return _TASKS.format(verdict=label("v.label"), attribute=attribute, is_task=is_task, budget=budget)
+    environment = ENVIRONMENT.format(r="s.")
+    return _TASKS.format(
+        verdict=label("v.label"), attribute=attribute, is_task=is_task, budget=budget, environment=environment
+    )
 
 
 def _sql_map(amounts: dict[str, float], column: str) -> str:

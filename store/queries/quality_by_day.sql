@@ -1,0 +1,17 @@
+-- params: $since, $until (TIMESTAMPTZ or NULL). columns: day, model, prompt_version, answered_calls, refused_calls,
+--         refusal_rate, validated_calls, validation_failures, validation_failure_rate — quality_rates per UTC day,
+--         model and prompt version (labelled as store.queries.GROUPS['prompt_version'])
+SELECT strftime(start_time, '%Y-%m-%d') AS day,
+       coalesce(request_model, response_model, '?') AS model,
+       coalesce(prompt_name, '?') || '@' || coalesce(prompt_version, '?') AS prompt_version,
+       count(*) FILTER (refused IS NOT NULL AND status IS DISTINCT FROM 'error') AS answered_calls,
+       count(*) FILTER (refused AND status IS DISTINCT FROM 'error') AS refused_calls,
+       refused_calls / nullif(answered_calls, 0) AS refusal_rate,
+       count(*) FILTER (validation_status IS NOT NULL) AS validated_calls,
+       count(*) FILTER (validation_status = 'fail') AS validation_failures,
+       validation_failures / nullif(validated_calls, 0) AS validation_failure_rate
+FROM llm_calls
+WHERE ($since::TIMESTAMPTZ IS NULL OR start_time >= $since::TIMESTAMPTZ)
+  AND ($until::TIMESTAMPTZ IS NULL OR start_time < $until::TIMESTAMPTZ)
+GROUP BY ALL
+ORDER BY day, model, prompt_version
