@@ -110,7 +110,7 @@ def _verdict(trace_id: str, current: str) -> None:
         outcome_column, comment_column = st.columns([1, 3])
         outcome = outcome_column.radio("Outcome", ["success", "failure"], horizontal=True, key="verdict_outcome")
         comment = comment_column.text_input("Comment", key="verdict_comment", placeholder="why (optional)")
-        if st.form_submit_button("Record verdict"):
+        if st.form_submit_button("Record verdict", key="verdict_submit"):
             error = record_verdict(trace_id, outcome, comment)
             if error:
                 st.error(f"Verdict not recorded: {error}")
