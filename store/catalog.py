@@ -15,6 +15,9 @@ process gets its own) and defines:
   Its `environment` is the root span's `deployment.environment.name` resource attribute (the
   older `deployment.environment` when only that is set), read from the stored resource JSON, so
   files written before this column existed answer too.
+- `llm_call_dimensions`: llm_calls with the task dimensions the named queries group by; the table
+  macro `llm_calls_in(since, until, prompt)` and the scalar macros `js_term`, `psi_term` serve the
+  drift queries.
 - `logs`, `metrics`: every log record and every metric data point. GenAI log events also feed
   `llm_messages`, whose messages fill the content of the `llm_calls` row they belong to.
 
@@ -91,6 +94,33 @@ LEFT JOIN event_content e ON e.trace_id = c.trace_id AND e.span_id = c.span_id
 WHERE NOT EXISTS (
     SELECT 1 FROM calls child WHERE child.trace_id = c.trace_id AND child.parent_span_id = c.span_id
 )
+"""
+
+# LLM calls with the columns the store.queries.GROUPS expressions read (`model`, the task's `name`), so
+# call-level metrics group the same way as task-level ones; `llm_calls_in` is one side of a comparison
+# (a time window and, optionally, a prompt version given as 'v3' or 'name@v3').
+_LLM_CALL_DIMENSIONS = """
+CREATE OR REPLACE VIEW llm_call_dimensions AS
+WITH roots AS (SELECT trace_id, any_value(name) AS name FROM spans_raw WHERE parent_span_id IS NULL GROUP BY trace_id)
+SELECT c.*, coalesce(c.request_model, c.response_model) AS model, r.name
+FROM llm_calls c LEFT JOIN roots r USING (trace_id);
+CREATE OR REPLACE MACRO llm_calls_in(since, until, prompt) AS TABLE
+SELECT * FROM llm_call_dimensions
+WHERE (since IS NULL OR start_time >= since) AND (until IS NULL OR start_time < until)
+  AND (prompt IS NULL
+       OR prompt IN (prompt_version, coalesce(prompt_name, '?') || '@' || coalesce(prompt_version, '?')));
+"""
+
+# The two distribution distances of the drift queries, as one term per category with shares p (baseline) and q
+# (current); a query sums them. js_term: Jensen-Shannon divergence in bits, 0 * log 0 taken as 0.
+# psi_term: population stability index with natural log; a share of 0 counts as 0.0001, else PSI is infinite.
+_DRIFT_TERMS = """
+CREATE OR REPLACE MACRO js_term(p, q) AS
+    CASE WHEN p > 0 THEN 0.5 * p * log2(2 * p / (p + q)) ELSE 0 END
+  + CASE WHEN q > 0 THEN 0.5 * q * log2(2 * q / (p + q)) ELSE 0 END;
+CREATE OR REPLACE MACRO psi_term(p, q) AS
+    (CASE WHEN q = 0 THEN 0.0001 ELSE q END - CASE WHEN p = 0 THEN 0.0001 ELSE p END)
+  * ln(CASE WHEN q = 0 THEN 0.0001 ELSE q END / CASE WHEN p = 0 THEN 0.0001 ELSE p END);
 """
 
 _TASKS = """
@@ -206,6 +236,8 @@ def refresh(con: duckdb.DuckDBPyConnection, root: Path, config: Config | None = 
         view = "llm_calls_unique" if table == "llm_calls" else table  # llm_calls needs more, below
         con.execute(_DEDUPED.format(view=view, table=table, keys=", ".join(keys)))
     con.execute(_LLM_CALLS.format(environment=ENVIRONMENT.format(r="")))
+    con.execute(_LLM_CALL_DIMENSIONS)
+    con.execute(_DRIFT_TERMS)
     con.execute(_tasks_sql(config))
 
 

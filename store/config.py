@@ -13,6 +13,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -105,12 +106,56 @@ class BudgetsConfig:
 
 
 @dataclass(frozen=True)
+class DriftConfig:
+    # Calls each side of a comparison needs before anything is called drift (below: insufficient_data).
+    min_samples: int = 50
+    # Jensen-Shannon distance (sqrt of the divergence in bits, 0..1) of output signatures from which a group drifts.
+    js_threshold: float = 0.2
+    # PSI of output lengths (doubling buckets) from which a group's length distribution has shifted.
+    length_psi_threshold: float = 0.25
+    # Default windows of `vigil drift`: ages before now, "FROM..TO" or just "FROM" (until now).
+    baseline: str = "7d..1d"
+    current: str = "1d"
+
+
+@dataclass(frozen=True)
+class AlertingConfig:
+    # Webhook POSTed with the results of every firing rule that names none of its own ("" for none).
+    webhook_url: str = ""
+    # Seconds to wait for a webhook to answer, and extra attempts after a failed one.
+    webhook_timeout_s: float = 5.0
+    webhook_retries: int = 2
+    # Samples (calls or tasks) a group needs in the window before a rule judges it; a rule's min_samples wins.
+    min_samples: int = 20
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """One `[[alerts]]` table: fire when `metric` over the last `window` is above/below `threshold`."""
+
+    name: str
+    metric: str
+    threshold: float
+    comparison: str = "above"
+    window: str = "1h"
+    group_by: str = "all"
+    min_samples: int = 0  # 0: [alerting] min_samples (drift metrics: [drift] min_samples)
+    webhook: str = ""
+    baseline: str = "7d"  # drift metrics only: the span before the window that it is compared with
+
+    REQUIRED = ("name", "metric", "threshold")
+
+
+@dataclass(frozen=True)
 class Config:
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     pricing: PricingConfig = field(default_factory=PricingConfig)
     outcomes: OutcomesConfig = field(default_factory=OutcomesConfig)
     budgets: BudgetsConfig = field(default_factory=BudgetsConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    alerting: AlertingConfig = field(default_factory=AlertingConfig)
+    alerts: tuple[AlertRule, ...] = ()  # [[alerts]] in the TOML file only (a list of tables has no env form)
 
     def validate(self) -> Config:
         parse_listen(self.collector.grpc_listen, "collector.grpc_listen")
@@ -128,7 +173,53 @@ class Config:
             raise ConfigError("collector.flush_interval_s must be > 0 (seconds between Parquet flushes)")
         if self.collector.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("collector.log_level must be one of DEBUG, INFO, WARNING, ERROR")
+        if self.drift.min_samples < 1 or self.alerting.min_samples < 1:
+            raise ConfigError("drift.min_samples and alerting.min_samples must be at least 1")
+        if self.alerting.webhook_timeout_s <= 0 or self.alerting.webhook_retries < 0:
+            raise ConfigError("alerting.webhook_timeout_s must be > 0 and alerting.webhook_retries >= 0")
+        parse_range(self.drift.baseline, "drift.baseline")
+        parse_range(self.drift.current, "drift.current")
+        _validate_rules(self.alerts)
         return self
+
+
+def _validate_rules(rules: tuple[AlertRule, ...]) -> None:
+    from store.alerts import DIMENSIONS, METRICS  # lazily: store.alerts imports this module
+
+    names = [rule.name for rule in rules]
+    for rule in rules:
+        where = f"[[alerts]] {rule.name!r}"
+        if names.count(rule.name) > 1:
+            raise ConfigError(f"{where}: two rules have this name; give each rule its own")
+        if rule.metric not in METRICS:
+            raise ConfigError(f"{where}: unknown metric {rule.metric!r}; known: {', '.join(METRICS)}")
+        if rule.comparison not in ("above", "below"):
+            raise ConfigError(f"{where}: comparison must be 'above' or 'below', got {rule.comparison!r}")
+        if rule.group_by not in DIMENSIONS:
+            raise ConfigError(f"{where}: cannot group by {rule.group_by!r}; use one of {', '.join(DIMENSIONS)}")
+        if rule.min_samples < 0:
+            raise ConfigError(f"{where}: min_samples must be 0 (the default) or more")
+        parse_duration(rule.window, f"{where} window")
+        parse_duration(rule.baseline, f"{where} baseline")
+
+
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(value: str, setting: str) -> timedelta:
+    """'30m', '12h', '7d', '2w' → timedelta."""
+    if isinstance(value, str) and value[:-1].isdigit() and value[-1:] in _UNITS and int(value[:-1]) > 0:
+        return timedelta(**{_UNITS[value[-1]]: int(value[:-1])})
+    raise ConfigError(f"{setting} {value!r}: use a duration like 30m, 12h, 7d or 2w")
+
+
+def parse_range(value: str, setting: str) -> tuple[timedelta, timedelta]:
+    """'7d..1d' (from 7 days ago to 1 day ago) or '1d' (the last day) → (start age, end age)."""
+    start, _, end = value.partition("..")
+    older, newer = parse_duration(start, setting), parse_duration(end, setting) if end else timedelta(0)
+    if newer >= older:
+        raise ConfigError(f"{setting} {value!r}: the start must be older than the end, as in 7d..1d")
+    return older, newer
 
 
 def parse_listen(value: str, setting: str = "listen address") -> tuple[str, int]:
@@ -145,7 +236,8 @@ def load_config(
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Config:
     """Defaults, then the TOML file, then `VIGIL_*` env vars, then explicit overrides (CLI flags)."""
-    sections: dict[str, dict[str, Any]] = {f.name: {} for f in dataclasses.fields(Config)}
+    sections: dict[str, dict[str, Any]] = {f.name: {} for f in dataclasses.fields(Config) if f.name != "alerts"}
+    rules: list[Any] = []
     if path is not None:
         try:
             data = tomllib.loads(Path(path).read_text())
@@ -153,10 +245,13 @@ def load_config(
             raise ConfigError(f"config file {path} not found; pass an existing --config file") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        rules = data.pop("alerts", [])
         for section, values in data.items():
             if section not in sections or not isinstance(values, dict):
-                raise ConfigError(f"{path}: unknown section [{section}]; known: {', '.join(sections)}")
+                raise ConfigError(f"{path}: unknown section [{section}]; known: {', '.join(sections)}, [[alerts]]")
             sections[section].update(values)
+    if any(key.startswith(f"{ENV_PREFIX}_ALERTS_") for key in env):
+        raise ConfigError(f"alert rules are set only as [[alerts]] in the config file, not as {ENV_PREFIX}_ALERTS_*")
     for section in sections:
         prefix = f"{ENV_PREFIX}_{section.upper()}_"
         for key, value in env.items():
@@ -164,11 +259,27 @@ def load_config(
                 sections[section][key[len(prefix) :].lower()] = value
     for section, values in (overrides or {}).items():
         sections[section].update({k: v for k, v in values.items() if v is not None})
-    built = {
-        f.name: _build_section(f.default_factory(), f.name, sections[f.name])  # type: ignore[misc]
-        for f in dataclasses.fields(Config)
-    }
-    return Config(**built).validate()
+    built = {name: _build_section(_default(name), name, values) for name, values in sections.items()}
+    return Config(**built, alerts=_build_rules(rules, path)).validate()
+
+
+def _default(section: str) -> Any:
+    return next(f for f in dataclasses.fields(Config) if f.name == section).default_factory()  # type: ignore[misc]
+
+
+def _build_rules(rules: Any, path: str | Path | None) -> tuple[AlertRule, ...]:
+    """`[[alerts]]` tables → AlertRule, with the same key and type checks as a section."""
+    if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+        raise ConfigError(f"{path}: alerts must be a list of tables, written [[alerts]]")
+    built = []
+    for number, rule in enumerate(rules, 1):
+        where = f"[[alerts]] #{number} ({rule.get('name', 'no name')})"
+        missing = [key for key in AlertRule.REQUIRED if key not in rule]
+        if missing:
+            raise ConfigError(f"{where}: missing {', '.join(missing)}; every rule needs name, metric and threshold")
+        template = AlertRule(name="", metric="", threshold=0.0)
+        built.append(_build_section(template, where, rule))
+    return tuple(built)
 
 
 def _build_section(default: Any, name: str, values: dict[str, Any]) -> Any:

@@ -19,6 +19,8 @@ def test_example_config_documents_every_setting_with_its_default() -> None:
     example = tomllib.loads(EXAMPLE.read_text())
     defaults = Config()
     for section in dataclasses.fields(Config):
+        if section.name == "alerts":  # a list of rules, documented as commented examples (test_alerts.py)
+            continue
         values = {
             k: list(v) if isinstance(v, tuple) else v
             for k, v in dataclasses.asdict(getattr(defaults, section.name)).items()
