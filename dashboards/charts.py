@@ -163,3 +163,40 @@ def time_to_first_token(streams: pd.DataFrame) -> go.Figure:
         title="Time to first token (streamed calls)",
     )
     return figure.update_layout(**_LAYOUT)
+
+
+def signature_mix(mix: pd.DataFrame) -> go.Figure:
+    """signature_mix_over_time → the share of each output signature per time bucket, one panel per group."""
+    groups = mix["group"].astype(str).unique()
+    figure = px.bar(
+        mix.assign(group=mix["group"].astype(str)),
+        x="bucket_start",
+        y="share",
+        color="signature",
+        facet_row="group" if len(groups) > 1 else None,
+        hover_data=["calls"],
+        labels={"bucket_start": "", "share": "share of calls"},
+        title="Output signature mix over time",
+    )
+    figure.update_yaxes(tickformat=".0%")
+    height = 300 + 160 * max(len(groups) - 1, 0)
+    return figure.update_layout(barmode="stack", height=height, **_LAYOUT)
+
+
+def drift_distance(drift: pd.DataFrame, threshold: float) -> go.Figure:
+    """signature_drift → JS distance per group, coloured by status, with the drift threshold as a line."""
+    data = drift.assign(group=drift["group"].astype(str)).sort_values("js_distance")
+    figure = px.bar(
+        data,
+        x="js_distance",
+        y="group",
+        color="status",
+        orientation="h",
+        color_discrete_map={"drift": "#d62728", "stable": "#2ca02c", "insufficient_data": "#aaaaaa"},
+        hover_data=["baseline_calls", "current_calls", "top_baseline_signature", "top_current_signature"],
+        labels={"js_distance": "Jensen-Shannon distance", "group": ""},
+        title="Drift against the baseline",
+    )
+    figure.add_vline(x=threshold, line_dash="dash", line_color="#d62728")
+    figure.update_xaxes(range=[0, 1])
+    return figure.update_layout(**_LAYOUT)

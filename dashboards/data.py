@@ -46,6 +46,7 @@ _PROMPT_LABEL = GROUPS["prompt_version"]
 _FILTERED_VIEWS = {
     "tasks": "model",
     "llm_calls": "coalesce(request_model, response_model)",
+    "llm_call_dimensions": "model",  # read by the llm_calls_in macro, which resolves names when called
 }
 # DuckDB variable → SQL expression it is compared with (model: per view, above), in Filters' order.
 _VARIABLES = {
@@ -80,10 +81,13 @@ def current_store() -> Store:
     return st.session_state[_STORE_KEY]
 
 
-def query(name: str, filters: Filters | None = None, group: str = "all", **params: Any) -> pd.DataFrame:
-    """Rows of the named query; with `filters`, its window and slice. A failure stops the page with st.error."""
+def query(
+    name: str, filters: Filters | None = None, group: str = "all", *, window: bool = True, **params: Any
+) -> pd.DataFrame:
+    """Rows of the named query; with `filters`, its slice and (unless `window` is False, for queries that take
+    their own windows, like the drift comparisons) its time window. A failure stops the page with st.error."""
     try:
-        return _query(current_store(), name, group, filters, tuple(sorted(params.items())))
+        return _query(current_store(), name, group, filters, window, tuple(sorted(params.items())))
     except Exception as exc:  # shown to the user, who can act on it; the page stops here
         logger.exception("query failed name=%s", name)
         st.error(f"Query `{name}` failed: {exc}")
@@ -93,7 +97,7 @@ def query(name: str, filters: Filters | None = None, group: str = "all", **param
 
 def filter_options(store: Store) -> dict[str, list[str]]:
     """dimension (service | model | prompt_version | environment) → values present, most used first."""
-    rows = _query(store, "filter_options", "all", None, ())
+    rows = _query(store, "filter_options", "all", None, False, ())
     return {dim: list(group["value"]) for dim, group in rows.groupby("dimension", sort=False)}
 
 
@@ -174,11 +178,11 @@ def _connection(store: Store) -> tuple[duckdb.DuckDBPyConnection, threading.Lock
 
 @st.cache_data(ttl=30, show_spinner=False, max_entries=1000)
 def _query(
-    store: Store, name: str, group: str, filters: Filters | None, params: tuple[tuple[str, Any], ...]
+    store: Store, name: str, group: str, filters: Filters | None, windowed: bool, params: tuple[tuple[str, Any], ...]
 ) -> pd.DataFrame:
     con, lock = _connection(store)
     chosen = (filters.service, filters.model, filters.prompt_version, filters.environment) if filters else ()
-    window = {"since": filters.since, "until": filters.until} if filters else {}
+    window = {"since": filters.since, "until": filters.until} if filters and windowed else {}
     with lock:
         con.execute("SET search_path = 'filtered,main'")
         for variable, value in itertools.zip_longest(_VARIABLES, chosen):

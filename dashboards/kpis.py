@@ -27,7 +27,7 @@ class Kpi:
 @dataclass(frozen=True)
 class WindowFrames:
     """One window's rows of cost_per_successful_task, task_latency, llm_latency_by_model, unpriced_share
-    and quality_rates (None when the store records no refusals or validation results)."""
+    and llm_call_rates (None when the store records no refusals or validation results)."""
 
     cost: pd.DataFrame
     latency: pd.DataFrame

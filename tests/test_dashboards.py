@@ -174,6 +174,9 @@ def build_store(root: Path, quality: bool = True) -> Path:
             output_text=REFUND_ANSWER,
             is_streaming=True,
             time_to_first_token_ms=300.0,
+            output_format="json",
+            output_signature="json:{answer:str,policy:str}",
+            output_keys=["answer", "policy"],
         ),
         _call(
             failed_llm,
@@ -199,7 +202,16 @@ def build_store(root: Path, quality: bool = True) -> Path:
             output_signature=None,
             output_length=None,
         ),
-        _call(yesterday_llm, "my-llama", None, provider="vllm", validation_status="pass"),
+        _call(
+            yesterday_llm,
+            "my-llama",
+            None,
+            provider="vllm",
+            validation_status="pass",
+            output_format="json",
+            output_signature="json:{answer:str}",
+            output_keys=["answer"],
+        ),
         _call(
             yesterday_mini,
             "gpt-4o-mini",
@@ -383,8 +395,8 @@ def test_search_and_seeded_sample(store_root: Path) -> None:
 
 def test_overview_quality_tiles_and_alerts(store_root: Path) -> None:
     at = _app(range="all")
-    expected = run(connect(store_root), "quality_rates").to_pylist()[0]
-    assert (expected["answered_calls"], expected["refused_calls"]) == (5, 1)  # the errored call is not counted
+    expected = run(connect(store_root), "llm_call_rates").to_pylist()[0]
+    assert (expected["answered_calls"], expected["refusals"]) == (5, 1)  # the errored call is not counted
     assert (expected["validated_calls"], expected["validation_failures"]) == (2, 1)
     tiles = _metrics(at)
     assert tiles["Refusal rate"] == format_value(expected["refusal_rate"], "percent") == "20.0%"
@@ -412,7 +424,7 @@ def test_quality_page(store_root: Path) -> None:
     at = _app("app_pages/quality.py", range="all")
     con = connect(store_root)
     daily = run(con, "quality_by_day").to_pandas()
-    assert daily["refused_calls"].sum() == 1 and daily["validation_failures"].sum() == 1
+    assert daily["refusals"].sum() == 1 and daily["validation_failures"].sum() == 1
     refusals = at.dataframe[0].value
     expected = run(con, "refusal_examples").to_pandas()
     assert list(refusals["trace_id"]) == list(expected["trace_id"]) == [TRACES["failed"]]
@@ -422,9 +434,27 @@ def test_quality_page(store_root: Path) -> None:
     assert list(failures["trace_id"]) == [TRACES["yesterday"]]
     assert failures["validation_error"].iloc[0] == VALIDATION_ERROR
     assert len(at.get("plotly_chart")) >= 2  # refusal rate and validation-failure rate by day
+    assert any("no window before it" in info.value for info in at.info)  # all time: drift needs a baseline
     at.selectbox(key="model").select("gpt-4o-mini").run()  # the sidebar slices the page too
     assert not at.exception
     assert any("No refusals" in success.value for success in at.success)
+
+
+def test_quality_drift_against_the_window_before(store_root: Path) -> None:
+    at = _app("app_pages/quality.py", range="24h")
+    drift = at.dataframe[-2].value.set_index("group")
+    since = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=24)
+    windows = {"current_since": since, "baseline_since": since - timedelta(hours=24), "baseline_until": since}
+    expected = run(connect(store_root), "signature_drift", min_samples=50, **windows).to_pandas().set_index("group")
+    assert drift.loc["all", "baseline_calls"] == expected.loc["all", "baseline_calls"] == 2  # yesterday's calls
+    assert drift.loc["all", "current_calls"] == expected.loc["all", "current_calls"] == 3  # not the failed retry
+    assert drift.loc["all", "js_distance"] == pytest.approx(expected.loc["all", "js_distance"])
+    assert drift.loc["all", "status"] == "insufficient_data"  # 50 calls a side before anything is called drift
+    keys = at.dataframe[-1].value
+    assert list(zip(keys["key"], keys["change"], strict=True)) == [("policy", "appeared")]
+    at.radio(key="drift_baseline").set_value("prompt").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="drift_old_prompt").value == "support@v2"
 
 
 def test_trace_view_shows_refusal_and_signature(store_root: Path) -> None:

@@ -25,7 +25,7 @@ def _frames(filters: Filters, with_quality: bool) -> WindowFrames:
         latency=query("task_latency", filters),
         llm=query("llm_latency_by_model", filters),
         unpriced=query("unpriced_share", filters),
-        quality=query("quality_rates", filters) if with_quality else None,
+        quality=query("llm_call_rates", filters) if with_quality else None,
     )
 
 

@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboards.charts import rate_by_day
-from dashboards.data import has_columns, has_query, query
+from dashboards.data import current_store, filter_options, has_columns, query
+from dashboards.drift import render_drift
 from dashboards.filters import Filters
 from dashboards.sidebar import current_filters
 
@@ -65,20 +66,6 @@ def _validation(filters: Filters, daily: pd.DataFrame) -> None:
     )
 
 
-DRIFT_QUERIES = ("signature_mix_over_time", "signature_drift", "key_changes")
-
-
-def _drift(filters: Filters) -> None:
-    st.subheader("Structure drift")
-    missing = [name for name in DRIFT_QUERIES if not has_query(name)]
-    if missing or not has_columns("llm_calls", "output_signature", "output_keys"):
-        st.info(
-            "Structure drift: not available yet. It needs output signatures on the stored calls "
-            f"(`output_signature`, `output_keys`) and the drift queries ({', '.join(missing) or 'present'})."
-        )
-        return
-
-
 st.title("Quality")
 filters = current_filters()
 if not has_columns("llm_calls", "refused", "refusal_rule", "validation_status", "validation_error"):
@@ -94,4 +81,11 @@ else:
         st.stop()
     _refusals(filters, daily)
     _validation(filters, daily)
-_drift(filters)
+if has_columns("llm_calls", "output_signature", "output_keys"):
+    render_drift(filters, filter_options(current_store()).get("prompt_version", []))
+else:
+    st.subheader("Structure drift")
+    st.info(
+        "Structure drift: not available yet. This store's `llm_calls` have no output signatures "
+        "(`output_signature`, `output_keys`); calls stored by a collector that records them have them."
+    )

@@ -1,12 +1,13 @@
--- params: $since, $until (TIMESTAMPTZ or NULL). columns: day, model, prompt_version, answered_calls, refused_calls,
---         refusal_rate, validated_calls, validation_failures, validation_failure_rate — quality_rates per UTC day,
---         model and prompt version (labelled as store.queries.GROUPS['prompt_version'])
+-- params: $since, $until (TIMESTAMPTZ or NULL). columns: day, model, prompt_version, answered_calls, refusals,
+--         refusal_rate, validated_calls, validation_failures, validation_failure_rate — llm_call_rates' quality
+--         columns (same definitions) per UTC day, model and prompt version together, for one line per model and
+--         prompt version (labelled as store.queries.GROUPS['prompt_version'])
 SELECT strftime(start_time, '%Y-%m-%d') AS day,
        coalesce(request_model, response_model, '?') AS model,
        coalesce(prompt_name, '?') || '@' || coalesce(prompt_version, '?') AS prompt_version,
-       count(*) FILTER (refused IS NOT NULL AND status IS DISTINCT FROM 'error') AS answered_calls,
-       count(*) FILTER (refused AND status IS DISTINCT FROM 'error') AS refused_calls,
-       refused_calls / nullif(answered_calls, 0) AS refusal_rate,
+       count(*) FILTER (status IS DISTINCT FROM 'error') AS answered_calls,
+       count(*) FILTER (status IS DISTINCT FROM 'error' AND refused) AS refusals,
+       refusals / nullif(answered_calls, 0) AS refusal_rate,
        count(*) FILTER (validation_status IS NOT NULL) AS validated_calls,
        count(*) FILTER (validation_status = 'fail') AS validation_failures,
        validation_failures / nullif(validated_calls, 0) AS validation_failure_rate
