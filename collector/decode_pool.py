@@ -20,7 +20,9 @@ import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+from collector import quality as quality_rules
 from collector.signals import SIGNALS, TRACES
+from store.config import QualityConfig
 
 
 def decode_payload(kind: int, payload: bytes, received_at_ns: int) -> dict[str, bytes]:
@@ -28,6 +30,11 @@ def decode_payload(kind: int, payload: bytes, received_at_ns: int) -> dict[str, 
     signal = SIGNALS[kind]
     tables = signal.decode(signal.request_type.FromString(payload), received_at_ns)
     return {name: _to_ipc(table) for name, table in tables.items() if table.num_rows}
+
+
+def _start_worker(parent_pid: int, quality: QualityConfig | None) -> None:
+    quality_rules.configure(quality)  # the [quality] rules the normalizer applies in this process
+    _exit_with_parent(parent_pid)
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -65,8 +72,10 @@ def _to_ipc(table: pa.Table) -> bytes:
 
 
 class DecodePool:
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, quality: QualityConfig | None = None) -> None:
         self.workers = workers
+        self.quality = quality
+        quality_rules.configure(quality)  # for inline decoding, and the fallback when a worker dies
         self._executor = self._start() if workers > 0 else None
 
     def _start(self) -> ProcessPoolExecutor:
@@ -75,8 +84,8 @@ class DecodePool:
         executor = ProcessPoolExecutor(
             self.workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_exit_with_parent,
-            initargs=(os.getpid(),),
+            initializer=_start_worker,
+            initargs=(os.getpid(), self.quality),
         )
         # Start every worker now, not on the first request: that one would wait seconds for it.
         for future in [executor.submit(_ready) for _ in range(self.workers)]:

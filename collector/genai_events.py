@@ -16,6 +16,8 @@ from typing import Any
 
 from collector.conventions import as_int, as_str, dumps, loads
 from collector.conventions.messages import summarize_outputs, to_message, to_messages
+from collector.quality import rules
+from store.quality import message_quality_columns
 
 _MESSAGE_EVENTS = {
     "gen_ai.system.message": "system",
@@ -81,7 +83,7 @@ def _details_rows(attrs: dict[str, Any], name: str) -> list[dict[str, Any]]:
 
 def _row(direction: str, position: int, message: dict[str, Any], name: str) -> dict[str, Any]:
     text, calls, refusal = summarize_outputs([message])
-    return {
+    row = {
         "direction": direction,
         "position": position,
         "message": dumps(message),
@@ -91,3 +93,11 @@ def _row(direction: str, position: int, message: dict[str, Any], name: str) -> d
         "finish_reason": as_str(message.get("finish_reason")),
         "event_name": name,
     }
+    if direction == "output":
+        finish = row["finish_reason"]
+        row.update(
+            message_quality_columns(
+                text, tool_calls=calls, finish_reason=finish, provider_refusal=refusal, rules=rules()
+            )
+        )
+    return row

@@ -47,6 +47,8 @@ from collector.conventions import openllmetry as oll
 from collector.conventions import otel_genai as genai
 from collector.conventions.cost import read_reported_cost
 from collector.conventions.messages import summarize_outputs
+from collector.quality import assess_call
+from store.quality import QUALITY_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +124,7 @@ _FIELDS = (
     "input_messages", "output_messages", "output_text", "tool_calls", "tool_definitions", "refusal",
     "finish_reasons", "request_params", "output_type", "status", "status_message", "error_type",
     "is_streaming", "time_to_first_token_ms", "prompt_name", "prompt_version", "prompt_template",
-    "prompt_variables", "session_id", "user_id", "mapping", "unmapped_fields",
+    "prompt_variables", "session_id", "user_id", "mapping", "unmapped_fields", *QUALITY_COLUMNS,
 )  # fmt: skip
 
 
@@ -225,11 +227,14 @@ def _normalize(attrs: dict[str, Any], span: SpanFacts) -> dict[str, Any]:
 
     if row["operation"] in _NO_OUTPUT_TOKENS:
         outputs = None  # vectors or scores sent as "text" parts (OpenLLMetry) are data, not an answer
+    calls: list[dict[str, Any]] = []
     if outputs:
         _sync_finish_reasons(row, outputs)
         row["output_text"], calls, refusal = summarize_outputs(outputs)
         row["tool_calls"] = dumps(calls) if calls else None
         _fill(row, refusal=refusal)
+    if row["operation"] not in _NO_OUTPUT_TOKENS:  # refusal, output signature, validation (store.quality)
+        row.update(assess_call(row, attrs, calls, params, has_output=bool(outputs)))
     row["input_messages"], row["output_messages"] = dumps(inputs), dumps(outputs)
     row["request_params"] = dumps(params) if params else None
     row["tool_definitions"] = dumps(row["tool_definitions"])

@@ -26,6 +26,7 @@ from collector.decode_pool import DecodePool, decode_payload, from_ipc
 from collector.selfmetrics import Counters
 from collector.signals import SIGNALS
 from collector.wal import WalRecord, WriteAheadLog
+from store.config import QualityConfig
 from store.pricing import Pricer
 from store.writer import write_partitioned
 
@@ -45,6 +46,7 @@ class Pipeline:
         flush_max_rows: int,
         pricer: Pricer | None = None,
         decode_workers: int = 0,
+        quality: QualityConfig | None = None,
     ) -> None:
         self.root = root
         self.wal = wal
@@ -59,7 +61,7 @@ class Pipeline:
         self._buffers: dict[str, list[pa.Table]] = {}
         self._buffered_rows: dict[str, int] = {}
         self._buffered_seq = 0
-        self._pool = DecodePool(decode_workers)
+        self._pool = DecodePool(decode_workers, quality)
         self._max_in_flight = max(2, 2 * decode_workers)
         self._in_flight: deque[tuple[int, int, Future, int, bytes]] = deque()
         self._thread = threading.Thread(target=self._run, name="pipeline", daemon=True)

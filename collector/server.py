@@ -60,6 +60,7 @@ class Collector:
             flush_max_rows=cfg.flush_max_rows,
             pricer=pricer,
             decode_workers=cfg.decode_workers,
+            quality=self.config.quality,
         )
         replayed = self.pipeline.replay(list(self.wal.recover()))
         if replayed:

@@ -104,7 +104,7 @@ def filter_options(store: Store) -> dict[str, list[str]]:
 def clear_cache() -> None:
     """After the dashboards wrote something (a verdict, a pick), the next run must see it."""
     _query.clear()
-    _columns.clear()
+    _recorded.clear()
     _picks.clear()
 
 
@@ -119,9 +119,10 @@ def _picks(store: Store) -> dict[str, list[dict[str, str]]]:
     return {name: read_picks(root, name) for name in list_pick_lists(root)}
 
 
-def has_columns(table: str, *columns: str) -> bool:
-    """Whether the store's `table` view has all `columns` (a store from before a feature lacks them)."""
-    return set(columns) <= _columns(current_store(), table)
+def recorded(table: str, column: str) -> bool:
+    """Whether any stored row of `table` has a value in `column`: files written before vigil recorded a
+    signal (refusals, output signatures) read as NULL there, which must not look like "none happened"."""
+    return _recorded(current_store(), table, column)
 
 
 def has_query(name: str) -> bool:
@@ -141,10 +142,14 @@ def firing_alerts() -> pd.DataFrame | None:
 
 
 @st.cache_data(ttl=30, show_spinner=False, max_entries=16)
-def _columns(store: Store, table: str) -> frozenset[str]:
+def _recorded(store: Store, table: str, column: str) -> bool:
     con, lock = _connection(store)
-    with lock:
-        return frozenset(row[0] for row in con.execute(f"DESCRIBE main.{table}").fetchall())
+    with lock:  # the raw view: no dedupe needed to find one value; names come from code, never from users
+        return bool(
+            con.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM main.{table}_raw WHERE {column} IS NOT NULL LIMIT 1)"
+            ).fetchone()[0]
+        )
 
 
 @st.cache_data(ttl=30, show_spinner=False, max_entries=4)

@@ -21,6 +21,7 @@ process gets its own) and defines:
 - `logs`, `metrics`: every log record and every metric data point. GenAI log events also feed
   `llm_messages`, whose messages fill the content of the `llm_calls` row they belong to.
 
+Columns added to `store.schema` after files were written read as NULL in those files.
 Globs are expanded at query time, so new files show up without reconnecting; only a table
 that had no files at all when connecting needs `refresh(con, root)`. A query lists its files
 before it opens them, so one that starts just as compaction deletes a replaced file can miss it:
@@ -73,7 +74,17 @@ event_content AS (
                FILTER (direction = 'output' AND tool_calls IS NOT NULL) || ']' AS tool_calls,
            first(refusal ORDER BY position) FILTER (refusal IS NOT NULL) AS refusal,
            list(finish_reason ORDER BY position) FILTER (direction = 'output' AND finish_reason IS NOT NULL)
-               AS finish_reasons
+               AS finish_reasons,
+           -- quality of the output messages (choice 0 gives the shape), for calls whose span had no content
+           first(refusal_rule ORDER BY position) FILTER (direction = 'output' AND refusal_rule IS NOT NULL)
+               AS refusal_rule,
+           first(hedging_rule ORDER BY position) FILTER (direction = 'output' AND hedging_rule IS NOT NULL)
+               AS hedging_rule,
+           first(output_format ORDER BY position, time) FILTER (direction = 'output') AS output_format,
+           first(output_signature ORDER BY position, time) FILTER (direction = 'output') AS output_signature,
+           first(output_keys ORDER BY position, time) FILTER (direction = 'output') AS output_keys,
+           sum(output_length) FILTER (direction = 'output') AS output_length,
+           first(json_error ORDER BY position) FILTER (direction = 'output' AND json_error IS NOT NULL) AS json_error
     FROM messages GROUP BY trace_id, span_id
 )
 SELECT c.* REPLACE (
@@ -84,7 +95,23 @@ SELECT c.* REPLACE (
         coalesce(c.output_text, e.output_text) AS output_text,
         coalesce(c.tool_calls, e.tool_calls) AS tool_calls,
         coalesce(c.refusal, e.refusal) AS refusal,
-        coalesce(c.finish_reasons, e.finish_reasons) AS finish_reasons
+        coalesce(c.finish_reasons, e.finish_reasons) AS finish_reasons,
+        CASE WHEN c.refused IS NOT NULL THEN coalesce(c.refusal_rule, e.refusal_rule) IS NOT NULL END AS refused,
+        coalesce(c.refusal_rule, e.refusal_rule) AS refusal_rule,
+        coalesce(c.hedging_rule, CASE WHEN c.refusal_rule IS NULL THEN e.hedging_rule END) AS hedging_rule,
+        coalesce(c.output_format, e.output_format) AS output_format,
+        coalesce(c.output_signature, e.output_signature) AS output_signature,
+        coalesce(c.output_keys, e.output_keys) AS output_keys,
+        coalesce(c.output_length, e.output_length) AS output_length,
+        -- JSON asked for, content only in events: the events' text must parse (no schema check there)
+        CASE WHEN c.validation_status = 'fail' THEN 'fail'
+             WHEN c.output_format IS NULL AND c.output_type = 'json' AND e.output_format IN ('json', 'markdown', 'text')
+                 THEN CASE WHEN e.json_error IS NULL THEN 'pass' ELSE 'fail' END
+             ELSE c.validation_status END AS validation_status,
+        CASE WHEN c.validation_status = 'fail' THEN c.validation_error
+             WHEN c.output_format IS NULL AND c.output_type = 'json' AND e.output_format IN ('json', 'markdown', 'text')
+                 THEN e.json_error
+             ELSE c.validation_error END AS validation_error
     ),
     r.environment
 FROM calls c
@@ -222,15 +249,14 @@ def refresh(con: duckdb.DuckDBPyConnection, root: Path, config: Config | None = 
     config = config or Config()
     for table, schema in TABLES.items():
         folder = table_dir(root, table)
+        empty = f"_empty_{table}"
+        con.register(empty, pa.table({f.name: pa.array([], f.type) for f in schema}))
+        source = f"(SELECT *, NULL::DATE AS date FROM {empty})"
         if any(folder.glob("date=*/*.parquet")):
-            source = (
-                f"read_parquet('{_sql_string(folder)}/date=*/*.parquet', "
-                "hive_partitioning = true, union_by_name = true)"
-            )
-        else:
-            empty = f"_empty_{table}"
-            con.register(empty, pa.table({f.name: pa.array([], f.type) for f in schema}))
-            source = f"(SELECT *, NULL::DATE AS date FROM {empty})"
+            # By name with the typed empty table: a column that no file has yet (files written before it
+            # was added to the schema) reads as NULL instead of failing every query that names it.
+            files = f"'{_sql_string(folder)}/date=*/*.parquet', hive_partitioning = true, union_by_name = true"
+            source = f"(SELECT * FROM read_parquet({files}) UNION ALL BY NAME {source[1:-1]})"
         con.execute(f"CREATE OR REPLACE VIEW {table}_raw AS SELECT * FROM {source}")
     for table, keys in ROW_KEYS.items():
         view = "llm_calls_unique" if table == "llm_calls" else table  # llm_calls needs more, below

@@ -17,6 +17,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from store.quality.refusal import compile_rules
+
 ENV_PREFIX = "VIGIL"
 _TYPE_NAMES = {int: "whole number", float: "number", bool: "boolean (true/false)", str: "string"}
 
@@ -147,6 +149,16 @@ class AlertRule:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    # Lexical refusal rule sets applied at ingest, "<language>@<version>" (see store/quality/rules_en.py).
+    refusal_rule_sets: tuple[str, ...] = ("en@1",)
+    # Refusal or hedging rule ids to switch off, e.g. ["en.only_scope@1"] for a bot whose answers start that way.
+    disabled_rules: tuple[str, ...] = ()
+    # Compute the weaker hedging signal ("I'm not sure", "it depends") into llm_calls.hedging_rule.
+    hedging: bool = True
+
+
+@dataclass(frozen=True)
 class Config:
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -156,6 +168,7 @@ class Config:
     drift: DriftConfig = field(default_factory=DriftConfig)
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
     alerts: tuple[AlertRule, ...] = ()  # [[alerts]] in the TOML file only (a list of tables has no env form)
+    quality: QualityConfig = field(default_factory=QualityConfig)
 
     def validate(self) -> Config:
         parse_listen(self.collector.grpc_listen, "collector.grpc_listen")
@@ -180,6 +193,7 @@ class Config:
         parse_range(self.drift.baseline, "drift.baseline")
         parse_range(self.drift.current, "drift.current")
         _validate_rules(self.alerts)
+        _validate_quality(self.quality)
         return self
 
 
@@ -220,6 +234,13 @@ def parse_range(value: str, setting: str) -> tuple[timedelta, timedelta]:
     if newer >= older:
         raise ConfigError(f"{setting} {value!r}: the start must be older than the end, as in 7d..1d")
     return older, newer
+
+
+def _validate_quality(quality: QualityConfig) -> None:
+    try:
+        compile_rules(quality.refusal_rule_sets, quality.disabled_rules, quality.hedging)
+    except ValueError as exc:
+        raise ConfigError(f"[quality] {exc}") from None
 
 
 def parse_listen(value: str, setting: str = "listen address") -> tuple[str, int]:

@@ -47,6 +47,20 @@ SPANS_SCHEMA = pa.schema(
     ]
 )
 
+# The output's quality: a refusal verdict with the rule that fired, hedging, what came back and
+# whether it was what the request asked for. NULL on calls without an output (embeddings).
+QUALITY_FIELDS = [
+    ("refused", pa.bool_()),  # any refusal layer fired (provider field, finish reason, lexical rule)
+    ("refusal_rule", pa.string()),  # which: provider:refusal_field | finish_reason:content_filter | en.cannot_assist@1
+    ("hedging_rule", pa.string()),  # a weaker signal: en.hedge.not_sure@1, ... (NULL on refusals)
+    ("output_format", pa.string()),  # what came back: json | markdown | text | tool_calls | empty
+    ("output_signature", pa.string()),  # structure, e.g. json:{a:str,b:[{c:num}]}, md:h2>ul, text:m
+    ("output_keys", pa.list_(pa.string())),  # JSON key paths of a json output (b[].c)
+    ("output_length", pa.int64()),  # characters of output text
+    ("validation_status", pa.string()),  # pass | fail | NULL when no structure was asked for or reported
+    ("validation_error", pa.string()),
+]
+
 LLM_CALLS_SCHEMA = pa.schema(
     [
         ("trace_id", pa.string()),
@@ -83,7 +97,9 @@ LLM_CALLS_SCHEMA = pa.schema(
         ("refusal", pa.string()),  # provider-signalled refusal text (OpenAI message.refusal)
         ("finish_reasons", pa.list_(pa.string())),
         ("request_params", pa.string()),  # JSON object: temperature, max_tokens, top_p, ...
-        ("output_type", pa.string()),  # text | json | ...
+        ("output_type", pa.string()),  # what the request asked for: text | json | ... (gen_ai.output.type)
+        # Quality signals (store.quality), computed at ingest; see QUALITY_FIELDS.
+        *QUALITY_FIELDS,
         ("status", pa.string()),  # ok | error
         ("status_message", pa.string()),
         ("error_type", pa.string()),
@@ -136,6 +152,15 @@ LLM_MESSAGES_SCHEMA = pa.schema(
         ("refusal", pa.string()),
         ("finish_reason", pa.string()),
         ("event_name", pa.string()),
+        # Quality of an output message (see QUALITY_FIELDS): the llm_calls view uses them for a call
+        # whose span carried no content. json_error: why the text is not JSON (NULL when it is).
+        ("refusal_rule", pa.string()),
+        ("hedging_rule", pa.string()),
+        ("output_format", pa.string()),
+        ("output_signature", pa.string()),
+        ("output_keys", pa.list_(pa.string())),
+        ("output_length", pa.int64()),
+        ("json_error", pa.string()),
         ("received_at", _TS),
     ]
 )

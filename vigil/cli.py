@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from store.config import Config, ConfigError, load_config
+from vigil import quality_cli
 
 logger = logging.getLogger("vigil")
 
@@ -142,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     dashboards.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1 (default 8501)")
     dashboards.set_defaults(run=_run_dashboards)
     __import__("vigil.alerts_cli").alerts_cli.add_commands(commands)
+    quality_cli.add_commands(commands)
     return parser
 
 

@@ -8,14 +8,14 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from dashboards.charts import daily_trend
-from dashboards.data import firing_alerts, has_columns, query
+from dashboards.data import firing_alerts, query, recorded
 from dashboards.filters import Filters, previous
 from dashboards.kpis import WindowFrames, build_kpis
 from dashboards.sidebar import current_filters
 
 QUALITY_MISSING = (
-    "Refusal and validation-failure rates: not available yet. This store's `llm_calls` have no "
-    "`refused` / `validation_status` columns; calls stored by a collector with refusal detection have them."
+    "Refusal and validation-failure rates: not available yet. No stored LLM call has been checked for "
+    "refusals; calls stored by a collector with refusal detection are."
 )
 
 
@@ -50,7 +50,7 @@ def _alerts() -> None:
 
 st.title("Overview")
 filters = current_filters()
-with_quality = has_columns("llm_calls", "refused", "validation_status")
+with_quality = recorded("llm_calls", "refused")
 now = _frames(filters, with_quality)
 if now.cost.empty or not now.cost["tasks"].sum():
     st.info("No tasks started in this window for these filters. Widen the time range or clear a filter.")

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards.charts import rate_by_day
-from dashboards.data import current_store, filter_options, has_columns, query
+from dashboards.data import current_store, filter_options, query, recorded
 from dashboards.drift import render_drift
 from dashboards.filters import Filters
 from dashboards.sidebar import current_filters
@@ -68,11 +68,11 @@ def _validation(filters: Filters, daily: pd.DataFrame) -> None:
 
 st.title("Quality")
 filters = current_filters()
-if not has_columns("llm_calls", "refused", "refusal_rule", "validation_status", "validation_error"):
+if not recorded("llm_calls", "refused"):
     st.info(
-        "Quality signals: not available yet. This store's `llm_calls` have no refusal or validation columns "
-        "(`refused`, `refusal_rule`, `validation_status`, ...); calls stored by a collector with refusal "
-        "detection have them."
+        "Quality signals: not available yet. No stored LLM call has been checked for refusals or validated "
+        "(`llm_calls.refused`, `validation_status` are empty); calls stored by a collector with refusal "
+        "detection are."
     )
 else:
     daily = query("quality_by_day", filters)
@@ -81,11 +81,11 @@ else:
         st.stop()
     _refusals(filters, daily)
     _validation(filters, daily)
-if has_columns("llm_calls", "output_signature", "output_keys"):
+if recorded("llm_calls", "output_signature"):
     render_drift(filters, filter_options(current_store()).get("prompt_version", []))
 else:
     st.subheader("Structure drift")
     st.info(
-        "Structure drift: not available yet. This store's `llm_calls` have no output signatures "
-        "(`output_signature`, `output_keys`); calls stored by a collector that records them have them."
+        "Structure drift: not available yet. No stored LLM call has an output signature "
+        "(`llm_calls.output_signature`); calls stored by a collector that records them have one."
     )

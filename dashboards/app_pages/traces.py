@@ -11,15 +11,12 @@ import streamlit as st
 from dashboards.actions import flash, pick_for_replay, record_verdict, show_flash
 from dashboards.charts import waterfall
 from dashboards.conversation import Turn, parse_messages
-from dashboards.data import has_columns, query
+from dashboards.data import query
 from dashboards.kpis import format_usd, format_value
 from dashboards.sidebar import current_filters
 from store.replay_picks import DEFAULT_PICK_LIST
 
 _STATUSES = {None: "Any status", "ok": "OK", "error": "Error"}
-# trace_llm_call_quality's columns beyond span_id: recorded by refusal detection and output signatures.
-_QUALITY = ("refused", "refusal_rule", "hedging_rule", "output_format", "output_signature", "output_length")
-_QUALITY += ("validation_status", "validation_error")
 
 
 def _search() -> None:
@@ -58,8 +55,8 @@ def _search() -> None:
 
 
 def _quality_line(quality: pd.Series | None) -> str | None:
-    if quality is None:
-        return None
+    if quality is None or (pd.isna(quality["refused"]) and pd.isna(quality["output_signature"])):
+        return None  # a call stored before vigil recorded these signals
     refusal = f"refused ({quality['refusal_rule']})" if quality["refused"] else "not refused"
     if isinstance(quality["hedging_rule"], str):
         refusal += f" · hedging ({quality['hedging_rule']})"
@@ -126,7 +123,7 @@ def _trace(trace_id: str) -> None:
         st.info(f"No trace `{trace_id}` in the store.")
         return
     task = query("trace_task", trace_id=trace_id)
-    quality = query("trace_llm_call_quality", trace_id=trace_id) if has_columns("llm_calls", *_QUALITY) else None
+    quality = query("trace_llm_call_quality", trace_id=trace_id)
     if not task.empty:
         row = task.iloc[0]
         st.markdown(f"**{row['name']}** · {row['service_name']} · started {row['start_time']:%Y-%m-%d %H:%M:%S} UTC")
@@ -141,9 +138,9 @@ def _trace(trace_id: str) -> None:
         st.plotly_chart(waterfall(spans), width="stretch")
     st.subheader(f"LLM calls ({len(calls)})")
     pick_list = st.text_input("Replay pick list", DEFAULT_PICK_LIST, key="traces_pick_list")
-    by_span = quality.set_index("span_id") if quality is not None else None
+    by_span = quality.set_index("span_id")
     for _, call in calls.iterrows():
-        signals = by_span.loc[call["span_id"]] if by_span is not None and call["span_id"] in by_span.index else None
+        signals = by_span.loc[call["span_id"]] if call["span_id"] in by_span.index else None
         _call(call, signals, trace_id, pick_list.strip())
 
 
