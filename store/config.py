@@ -159,6 +159,33 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
+class ReplayConfig:
+    # Model calls in flight at once during `vigil replay run`.
+    concurrency: int = 4
+    # Retries of one call after a retryable error (429, 5xx, timeout, connection); never after another 4xx.
+    max_retries: int = 4
+    # Exponential backoff with full jitter: wait up to base * 2^attempt seconds, at most backoff_max_s.
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 20.0
+    # Seconds one model call may take before it counts as a (retryable) timeout.
+    timeout_s: float = 60.0
+    # Hard ceilings of one run: its calls' worst-case cost is reserved before each call and never crosses them.
+    budget_usd: float = 1.0
+    budget_tokens: int = 200_000
+    # max_tokens sent when neither the original call nor the prompt version sets one (bounds each call's cost).
+    default_max_tokens: int = 1024
+    # OTLP/gRPC endpoint the replay's own model calls are traced to ("" = OTEL_EXPORTER_OTLP_ENDPOINT or none).
+    otlp_endpoint: str = ""
+    # Gate defaults (`vigil replay gate` flags and rules files override them): the largest allowed rise of the
+    # refusal rate (absolute), the smallest share of answers keeping their structure, the largest relative cost
+    # rise, and the largest share of calls that may end in an error.
+    max_refusal_increase: float = 0.02
+    min_structure_match: float = 0.95
+    max_cost_increase: float = 0.10
+    max_error_rate: float = 0.0
+
+
+@dataclass(frozen=True)
 class Config:
     collector: CollectorConfig = field(default_factory=CollectorConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -169,6 +196,7 @@ class Config:
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
     alerts: tuple[AlertRule, ...] = ()  # [[alerts]] in the TOML file only (a list of tables has no env form)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
 
     def validate(self) -> Config:
         parse_listen(self.collector.grpc_listen, "collector.grpc_listen")
@@ -194,6 +222,10 @@ class Config:
         parse_range(self.drift.current, "drift.current")
         _validate_rules(self.alerts)
         _validate_quality(self.quality)
+        if self.replay.concurrency <= 0 or self.replay.max_retries < 0 or self.replay.default_max_tokens <= 0:
+            raise ConfigError("replay.concurrency and replay.default_max_tokens must be > 0, replay.max_retries >= 0")
+        if self.replay.budget_usd < 0 or self.replay.budget_tokens < 0:
+            raise ConfigError("replay.budget_usd and replay.budget_tokens must be >= 0")
         return self
 
 

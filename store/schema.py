@@ -206,6 +206,134 @@ OUTCOMES_SCHEMA = pa.schema(
     ]
 )
 
+# Prompt versions pushed with `vigil prompt push`. A version is immutable: the first one stored wins.
+PROMPTS_SCHEMA = pa.schema(
+    [
+        ("name", pa.string()),
+        ("version", pa.string()),
+        ("template", pa.string()),  # text with {variables}
+        ("role", pa.string()),  # the message the template renders: user | system
+        ("system_prompt", pa.string()),  # replaces the call's system message; NULL keeps it
+        ("model", pa.string()),  # NULL keeps the call's model
+        ("params", pa.string()),  # JSON object of request parameters (temperature, max_tokens, ...)
+        ("created_at", _TS),
+        ("received_at", _TS),
+    ]
+)
+
+# A saved sample of LLM calls: a snapshot of what a replay needs, so a set still replays after
+# retention removed the calls, and travels in a bundle.
+REPLAY_SETS_SCHEMA = pa.schema(
+    [
+        ("set_id", pa.string()),
+        ("position", pa.int64()),
+        ("stratum", pa.string()),
+        ("spec", pa.string()),  # JSON: the filters, size, seed and strategy that drew the set
+        ("created_at", _TS),
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("call_start_time", _TS),
+        ("service_name", pa.string()),
+        ("provider", pa.string()),
+        ("request_model", pa.string()),
+        ("response_model", pa.string()),
+        ("prompt_name", pa.string()),
+        ("prompt_version", pa.string()),
+        ("prompt_template", pa.string()),
+        ("prompt_variables", pa.string()),
+        ("input_messages", pa.string()),
+        ("request_params", pa.string()),
+        ("tool_definitions", pa.string()),
+        ("output_text", pa.string()),
+        ("tool_calls", pa.string()),
+        ("finish_reasons", pa.list_(pa.string())),
+        ("refusal", pa.string()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("cost_usd", pa.float64()),
+        ("duration_ms", pa.float64()),
+        ("status", pa.string()),
+        ("received_at", _TS),
+    ]
+)
+
+# One row per state change of a replay run (started, then finished); the latest `updated_at` wins.
+REPLAY_RUNS_SCHEMA = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("run_id", pa.string()),
+        ("created_at", _TS),
+        ("updated_at", _TS),
+        ("set_id", pa.string()),
+        ("prompt_name", pa.string()),
+        ("prompt_version", pa.string()),  # the candidate version
+        ("model", pa.string()),  # NULL: each call's own model
+        ("provider", pa.string()),
+        ("base_url", pa.string()),
+        ("settings", pa.string()),  # JSON: concurrency, retries, max_tokens, ... (what a resume reuses)
+        ("status", pa.string()),  # running | completed | budget_exhausted | interrupted | failed
+        ("cases_total", pa.int64()),
+        ("cases_ok", pa.int64()),
+        ("cases_error", pa.int64()),
+        ("cases_skipped", pa.int64()),
+        ("budget_usd", pa.float64()),
+        ("budget_tokens", pa.int64()),
+        ("spent_usd", pa.float64()),
+        ("spent_tokens", pa.int64()),
+        ("summary", pa.string()),  # JSON: replay.compare.summarize_pairs, rates with confidence intervals
+        ("verdict", pa.string()),  # pass | regress | incomplete, under the [replay] gate defaults
+        ("message", pa.string()),
+        ("received_at", _TS),
+    ]
+)
+
+# One row per replayed call: the candidate's answer beside the original and how they compare.
+REPLAY_RESULTS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("trace_id", pa.string()),
+        ("span_id", pa.string()),
+        ("position", pa.int64()),
+        ("finished_at", _TS),
+        ("status", pa.string()),  # ok | error
+        ("error_type", pa.string()),
+        ("error", pa.string()),
+        ("attempts", pa.int64()),
+        ("request", pa.string()),  # JSON: what was sent (model, messages, params, tools)
+        ("model", pa.string()),
+        ("response_model", pa.string()),
+        ("old_prompt_version", pa.string()),
+        ("new_prompt_version", pa.string()),
+        ("old_output", pa.string()),
+        ("new_output", pa.string()),
+        ("new_tool_calls", pa.string()),
+        ("new_finish_reasons", pa.list_(pa.string())),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("charged_usd", pa.float64()),  # what the budget counted for this call, every attempt included
+        ("charged_tokens", pa.int64()),
+        ("old_cost_usd", pa.float64()),
+        ("new_cost_usd", pa.float64()),
+        ("old_latency_ms", pa.float64()),
+        ("new_latency_ms", pa.float64()),
+        ("old_signature", pa.string()),
+        ("new_signature", pa.string()),
+        ("signature_kept", pa.bool_()),
+        ("old_refusal_rule", pa.string()),
+        ("new_refusal_rule", pa.string()),
+        ("refusal_gained", pa.bool_()),
+        ("refusal_lost", pa.bool_()),
+        ("old_validation", pa.string()),  # pass | fail | NULL when nothing was asked
+        ("new_validation", pa.string()),
+        ("new_validation_error", pa.string()),
+        ("length_ratio", pa.float64()),
+        ("similarity", pa.float64()),
+        ("cost_delta_usd", pa.float64()),
+        ("latency_delta_ms", pa.float64()),
+        ("received_at", _TS),
+    ]
+)
+
 TABLES: dict[str, pa.Schema] = {
     "spans": SPANS_SCHEMA,
     "llm_calls": LLM_CALLS_SCHEMA,
@@ -213,6 +341,10 @@ TABLES: dict[str, pa.Schema] = {
     "llm_messages": LLM_MESSAGES_SCHEMA,
     "metrics": METRICS_SCHEMA,
     "outcomes": OUTCOMES_SCHEMA,
+    "prompts": PROMPTS_SCHEMA,
+    "replay_sets": REPLAY_SETS_SCHEMA,
+    "replay_runs": REPLAY_RUNS_SCHEMA,
+    "replay_results": REPLAY_RESULTS_SCHEMA,
 }
 # What makes a row unique. Exporters retry, the WAL is replayed after a crash and compaction
 # briefly leaves merged and original files side by side, so views keep one row per key.
@@ -223,6 +355,10 @@ ROW_KEYS = {
     "logs": ("record_id",),
     "metrics": ("record_id",),
     "outcomes": ("record_id",),
+    "prompts": ("name", "version"),
+    "replay_sets": ("set_id", "trace_id", "span_id"),
+    "replay_runs": ("record_id",),
+    "replay_results": ("run_id", "trace_id", "span_id"),
 }
 # The time column each table is partitioned by (date=YYYY-MM-DD folders).
 PARTITION_TIME = {
@@ -232,6 +368,10 @@ PARTITION_TIME = {
     "llm_messages": "time",
     "metrics": "time",
     "outcomes": "time",
+    "prompts": "created_at",
+    "replay_sets": "created_at",
+    "replay_runs": "created_at",
+    "replay_results": "finished_at",
 }
 
 

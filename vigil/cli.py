@@ -144,6 +144,10 @@ def _parser() -> argparse.ArgumentParser:
     dashboards.set_defaults(run=_run_dashboards)
     __import__("vigil.alerts_cli").alerts_cli.add_commands(commands)
     quality_cli.add_commands(commands)
+
+    from vigil.replay_cli import add_commands as add_replay_commands
+
+    add_replay_commands(commands)
     return parser
 
 

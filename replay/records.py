@@ -1,0 +1,92 @@
+"""Replay runs and results ↔ the `replay_runs` / `replay_results` tables.
+
+Each finished call is written at once as its own committed Parquet file (compaction merges them
+later), so a run killed at any moment keeps every answer it had: a resume reads them back and
+neither calls nor pays for those cases again. A run is a series of state rows (started, then
+finished); the newest `updated_at` is the run's state.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from store.catalog import fetch
+from store.schema import REPLAY_RESULTS_SCHEMA, REPLAY_RUNS_SCHEMA, content_id
+from store.writer import write_partitioned
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    set_id: str
+    prompt_name: str | None
+    prompt_version: str | None  # None: each call's own prompt (a re-run of the same version)
+    provider: str = "openai"
+    base_url: str | None = None
+    model: str | None = None
+    concurrency: int = 4
+    max_retries: int = 4
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 20.0
+    timeout_s: float = 60.0
+    budget_usd: float | None = 1.0
+    budget_tokens: int | None = 200_000
+    default_max_tokens: int = 1024
+    allow_unpriced: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSettings:
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def write_run_state(root: Path, run_id: str, created_at: int, settings: RunSettings, **state: Any) -> None:
+    now = time.time_ns()
+    row = {
+        "record_id": content_id(run_id, now, state.get("status")),
+        "run_id": run_id,
+        "created_at": created_at,
+        "updated_at": now,
+        "set_id": settings.set_id,
+        "prompt_name": settings.prompt_name,
+        "prompt_version": settings.prompt_version,
+        "model": settings.model,
+        "provider": settings.provider,
+        "base_url": settings.base_url,
+        "settings": settings.to_json(),
+        "budget_usd": settings.budget_usd,
+        "budget_tokens": settings.budget_tokens,
+        "received_at": now,
+    } | state
+    if isinstance(row.get("summary"), dict):
+        row["summary"] = json.dumps(row["summary"], sort_keys=True)
+    write_partitioned(root, "replay_runs", pa.Table.from_pylist([row], REPLAY_RUNS_SCHEMA), tag="run")
+
+
+def write_result(root: Path, row: dict[str, Any]) -> None:
+    now = time.time_ns()
+    row = {"finished_at": now, "received_at": now} | row
+    write_partitioned(root, "replay_results", pa.Table.from_pylist([row], REPLAY_RESULTS_SCHEMA), tag="result")
+
+
+def latest_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:
+    rows = fetch(
+        con,
+        "SELECT * FROM replay_runs WHERE run_id = ? ORDER BY updated_at DESC LIMIT 1",
+        [run_id],
+    ).to_pylist()
+    return rows[0] if rows else None
+
+
+def run_results(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str, Any]]:
+    return fetch(con, "SELECT * FROM replay_results WHERE run_id = ? ORDER BY position", [run_id]).to_pylist()
