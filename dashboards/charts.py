@@ -200,3 +200,15 @@ def drift_distance(drift: pd.DataFrame, threshold: float) -> go.Figure:
     figure.add_vline(x=threshold, line_dash="dash", line_color="#d62728")
     figure.update_xaxes(range=[0, 1])
     return figure.update_layout(**_LAYOUT)
+
+
+def replay_runs(runs: pd.DataFrame) -> go.Figure:
+    """replay_runs → per run: refusal rate before and after, and the share of answers that kept their structure."""
+    names = {"refusal_rate_old": "refusal rate, original", "refusal_rate_new": "refusal rate, replayed"}
+    names["structure_match_rate"] = "structure kept"
+    data = runs.assign(run=runs["run_id"] + " (" + runs["verdict"] + ")")
+    long = data.melt(id_vars=["run"], value_vars=list(names), var_name="measure").dropna(subset=["value"])
+    long["measure"] = long["measure"].map(names)
+    figure = px.bar(long, x="value", y="run", color="measure", barmode="group", orientation="h", title="Replay runs")
+    figure.update_xaxes(tickformat=".0%", range=[0, 1])
+    return figure.update_layout(**_LAYOUT)

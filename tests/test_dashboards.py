@@ -18,14 +18,17 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboards.kpis import format_usd, format_value
 from store.catalog import connect
-from store.queries import names, run
-from store.replay_picks import read_picks
+from store.queries import run
+from store.replay_picks import add_pick, read_picks
 from store.schema import LLM_CALLS_SCHEMA, SPANS_SCHEMA
 from store.writer import table_dir, write_file, write_partitioned
+from tests.conftest import wait_for
+from tests.llm_server import ScriptedLLM
 
 REPO = Path(__file__).resolve().parents[1]
 APP = str(REPO / "dashboards" / "app.py")
@@ -494,11 +497,42 @@ def test_send_to_replay_adds_the_call_to_a_pick_list(store_root: Path) -> None:
     assert list(picks["span_id"]) == [span]
 
 
-def test_replay_page(store_root: Path) -> None:
+def test_replay_page_starts_a_run_from_picks_and_compares_the_answers(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     at = _app("app_pages/replay.py", range="all")
-    if "replay_runs" not in names():
-        assert any("Replay runs: not available yet" in info.value for info in at.info)
-    assert any("Send to replay" in caption.value for caption in at.caption)  # no picks yet
+    assert any("No replay runs yet" in info.value for info in at.info)
+    assert any("Nothing to replay yet" in caption.value for caption in at.caption)
+    refund_span = TRACES["refund"][:15] + "1"
+    add_pick(store_root, "review", TRACES["refund"], refund_span)
+    st.cache_data.clear()  # what the 30 s cache expiry does for a running app
+    monkeypatch.setenv("TEST_LLM_KEY", "sk-test")
+    with ScriptedLLM(answer=lambda body: "Refunds are accepted within 14 days.") as llm:
+        at = _app("app_pages/replay.py", range="all")
+        at.text_input(key="replay_base_url").input(llm.base_url)
+        at.text_input(key="replay_key_env").input("TEST_LLM_KEY")
+        at.button(key="replay_submit").click().run()
+        assert not at.exception, at.exception
+        started = next(success.value for success in at.success if "started" in success.value)
+        run_id = started.split("`")[1]
+        runs = wait_for(lambda: _finished_run(store_root, run_id), lambda row: row is not None, timeout_s=120)
+    log = (store_root / "replay_logs" / f"{run_id}.log").read_text()
+    assert runs is not None, log
+    assert llm.count()  # the replay really called the server
+    at = _app("app_pages/replay.py", range="all", run=run_id)
+    shown = at.dataframe[0].value.set_index("run_id")
+    assert shown.loc[run_id, "cases_total"] == runs["cases_total"] == 1
+    assert shown.loc[run_id, "verdict"].endswith(runs["verdict"])
+    text = _texts(at)
+    assert "**Original**" in text and "**Replayed**" in text
+    assert REFUND_ANSWER in [t.value for t in at.text]  # the old answer beside the new one
+    assert "Refunds are accepted within 14 days." in [t.value for t in at.text]
+    assert len(at.get("plotly_chart")) == 1
+
+
+def _finished_run(root: Path, run_id: str) -> dict[str, Any] | None:
+    rows = run(connect(root), "replay_runs", run_id=run_id).to_pylist()
+    return rows[0] if rows and rows[0]["status"] != "running" else None
 
 
 def test_store_without_quality_columns_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
