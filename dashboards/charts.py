@@ -15,6 +15,11 @@ _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend": {"orientati
 _STATUS_COLOURS = {"error": "#d62728", "ok": "#2ca02c", "unset": "#1f77b4"}
 
 
+def _bar_height(bars: int) -> int:
+    """Few horizontal bars stay slim instead of filling Plotly's default 450 px."""
+    return min(450, 180 + 60 * bars)
+
+
 def daily_trend(daily: pd.DataFrame) -> go.Figure:
     """cost_per_successful_task by day → tasks (bars) and cost per successful task (line, right axis)."""
     rows = daily.sort_values("group")
@@ -126,7 +131,7 @@ def errors_by_type(errors: pd.DataFrame) -> go.Figure:
         labels={"errors": "failed calls", "error_type": "error type"},
         title="LLM errors by type",
     )
-    return figure.update_layout(**_LAYOUT)
+    return figure.update_layout(height=_bar_height(errors["error_type"].nunique()), **_LAYOUT)
 
 
 def rate_by_day(daily: pd.DataFrame, rate: str, calls: str, title: str) -> go.Figure:
@@ -162,7 +167,7 @@ def time_to_first_token(streams: pd.DataFrame) -> go.Figure:
         labels={"value": "ms to first token", "call": "model · operation"},
         title="Time to first token (streamed calls)",
     )
-    return figure.update_layout(**_LAYOUT)
+    return figure.update_layout(height=_bar_height(len(data)), **_LAYOUT)
 
 
 def signature_mix(mix: pd.DataFrame) -> go.Figure:
