@@ -105,7 +105,9 @@ def _judge(row: dict[str, Any], metric: Metric, rule: AlertRule, minimum: int, b
         enough = samples >= minimum
     value = row[metric.column]
     value = None if value is None else float(value)
-    if not enough:
+    if samples == 0:
+        status = "no_data"
+    elif not enough:
         status = "insufficient_data"
     elif value is None:
         status = "no_value"  # e.g. cost per successful task with no success: nothing to compare

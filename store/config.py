@@ -108,6 +108,16 @@ class BudgetsConfig:
 
 
 @dataclass(frozen=True)
+class QualityConfig:
+    # Lexical refusal rule sets applied at ingest, "<language>@<version>" (see store/quality/rules_en.py).
+    refusal_rule_sets: tuple[str, ...] = ("en@1",)
+    # Refusal or hedging rule ids to switch off, e.g. ["en.only_scope@1"] for a bot whose answers start that way.
+    disabled_rules: tuple[str, ...] = ()
+    # Compute the weaker hedging signal ("I'm not sure", "it depends") into llm_calls.hedging_rule.
+    hedging: bool = True
+
+
+@dataclass(frozen=True)
 class DriftConfig:
     # Calls each side of a comparison needs before anything is called drift (below: insufficient_data).
     min_samples: int = 50
@@ -149,16 +159,6 @@ class AlertRule:
 
 
 @dataclass(frozen=True)
-class QualityConfig:
-    # Lexical refusal rule sets applied at ingest, "<language>@<version>" (see store/quality/rules_en.py).
-    refusal_rule_sets: tuple[str, ...] = ("en@1",)
-    # Refusal or hedging rule ids to switch off, e.g. ["en.only_scope@1"] for a bot whose answers start that way.
-    disabled_rules: tuple[str, ...] = ()
-    # Compute the weaker hedging signal ("I'm not sure", "it depends") into llm_calls.hedging_rule.
-    hedging: bool = True
-
-
-@dataclass(frozen=True)
 class ReplayConfig:
     # Model calls in flight at once during `vigil replay run`.
     concurrency: int = 4
@@ -192,10 +192,10 @@ class Config:
     pricing: PricingConfig = field(default_factory=PricingConfig)
     outcomes: OutcomesConfig = field(default_factory=OutcomesConfig)
     budgets: BudgetsConfig = field(default_factory=BudgetsConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     alerting: AlertingConfig = field(default_factory=AlertingConfig)
     alerts: tuple[AlertRule, ...] = ()  # [[alerts]] in the TOML file only (a list of tables has no env form)
-    quality: QualityConfig = field(default_factory=QualityConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
 
     def validate(self) -> Config:
@@ -214,6 +214,7 @@ class Config:
             raise ConfigError("collector.flush_interval_s must be > 0 (seconds between Parquet flushes)")
         if self.collector.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("collector.log_level must be one of DEBUG, INFO, WARNING, ERROR")
+        _validate_quality(self.quality)
         if self.drift.min_samples < 1 or self.alerting.min_samples < 1:
             raise ConfigError("drift.min_samples and alerting.min_samples must be at least 1")
         if self.alerting.webhook_timeout_s <= 0 or self.alerting.webhook_retries < 0:
@@ -221,12 +222,18 @@ class Config:
         parse_range(self.drift.baseline, "drift.baseline")
         parse_range(self.drift.current, "drift.current")
         _validate_rules(self.alerts)
-        _validate_quality(self.quality)
         if self.replay.concurrency <= 0 or self.replay.max_retries < 0 or self.replay.default_max_tokens <= 0:
             raise ConfigError("replay.concurrency and replay.default_max_tokens must be > 0, replay.max_retries >= 0")
         if self.replay.budget_usd < 0 or self.replay.budget_tokens < 0:
             raise ConfigError("replay.budget_usd and replay.budget_tokens must be >= 0")
         return self
+
+
+def _validate_quality(quality: QualityConfig) -> None:
+    try:
+        compile_rules(quality.refusal_rule_sets, quality.disabled_rules, quality.hedging)
+    except ValueError as exc:
+        raise ConfigError(f"[quality] {exc}") from None
 
 
 def _validate_rules(rules: tuple[AlertRule, ...]) -> None:
@@ -266,13 +273,6 @@ def parse_range(value: str, setting: str) -> tuple[timedelta, timedelta]:
     if newer >= older:
         raise ConfigError(f"{setting} {value!r}: the start must be older than the end, as in 7d..1d")
     return older, newer
-
-
-def _validate_quality(quality: QualityConfig) -> None:
-    try:
-        compile_rules(quality.refusal_rule_sets, quality.disabled_rules, quality.hedging)
-    except ValueError as exc:
-        raise ConfigError(f"[quality] {exc}") from None
 
 
 def parse_listen(value: str, setting: str = "listen address") -> tuple[str, int]:

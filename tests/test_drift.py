@@ -1,7 +1,8 @@
 """Output-structure drift in DuckDB: the math against a hand computation and scipy, and workloads.
 
-Rows are written as real Parquet (see tests/quality_store.py for why through the writer rather than
-the collector) and every number comes from the named queries over real DuckDB.
+Exact distributions are written as real Parquet through the store's writer; one workload goes through
+the real OTel SDK exporter and the real collector, which computes the output signatures at ingest.
+Every number comes from the named queries over real DuckDB.
 """
 
 from __future__ import annotations
@@ -15,11 +16,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp
 
 from store.catalog import connect
 from store.queries import run
+from tests.conftest import query, wait_for
 from tests.quality_store import call, write_calls
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -226,3 +233,63 @@ def test_vigil_drift_cli(tmp_path: Path) -> None:
     assert table.returncode == 0 and "output signatures:" in table.stdout and "drift" in table.stdout
     bad = subprocess.run([*base, "--prompt-a", "v1"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "--prompt-b" in bad.stderr
+
+
+def _send_extractions(provider, service_shape_changes: bool, start: datetime, n: int, rnd: random.Random) -> None:
+    """`n` invoice-extraction tasks from `start`, one a minute, each with one chat call answering JSON."""
+    tracer = provider.get_tracer("example.extractor")
+    for i in range(n):
+        begin = int((start + timedelta(minutes=i)).timestamp() * 1e9)
+        answer = {"vendor": "Acme GmbH", "amount": round(rnd.uniform(5, 500), 2), "currency": "EUR"}
+        if rnd.random() < 0.2:
+            answer["notes"] = "paid by card"
+        if service_shape_changes:
+            answer = {"vendor": {"name": "Acme GmbH"}, "total": {"amount": answer["amount"], "currency": "EUR"}}
+        root = tracer.start_span("extract-invoice", start_time=begin)
+        with trace.use_span(root, end_on_exit=False):
+            llm = tracer.start_span("chat gpt-4o-mini", start_time=begin + 1_000_000)
+            llm.set_attributes(
+                {
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": "openai",
+                    "gen_ai.request.model": "gpt-4o-mini",
+                    "gen_ai.usage.input_tokens": 300,
+                    "gen_ai.usage.output_tokens": 40,
+                    "gen_ai.input.messages": json.dumps(
+                        [{"role": "user", "parts": [{"type": "text", "content": "Extract the invoice fields."}]}]
+                    ),
+                    "gen_ai.output.messages": json.dumps(
+                        [{"role": "assistant", "parts": [{"type": "text", "content": json.dumps(answer)}]}]
+                    ),
+                }
+            )
+            llm.end(end_time=begin + 800_000_000)
+        root.end(end_time=begin + 900_000_000)
+
+
+def test_shape_change_through_the_collector(collector, config) -> None:
+    """Real OTel SDK exporter → collector (signatures computed at ingest) → drift: one service drifts, one not."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    rnd = random.Random(11)
+    providers = {}
+    for service in ("changing-extractor", "stable-extractor"):
+        provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(f"127.0.0.1:{collector.grpc_port}", True)))
+        providers[service] = provider
+        _send_extractions(provider, False, now - timedelta(hours=3), 60, rnd)
+        _send_extractions(provider, service == "changing-extractor", now - timedelta(hours=1), 60, rnd)
+        assert provider.force_flush(10_000)
+    data = Path(config.store.data_dir)
+    wait_for(lambda: query(data, "SELECT count(*) AS n FROM tasks"), lambda rows: rows[0]["n"] == 240, 20)
+    sides = {"baseline_since": now - timedelta(hours=4), "baseline_until": now - timedelta(hours=2)}
+    sides |= {"current_since": now - timedelta(hours=2), "current_until": now + timedelta(minutes=1)}
+    con = connect(data)
+    sig = {r["group"]: r for r in run(con, "signature_drift", group="service", **sides).to_pylist()}
+    assert (sig["changing-extractor"]["baseline_calls"], sig["changing-extractor"]["current_calls"]) == (60, 60)
+    assert sig["changing-extractor"]["status"] == "drift" and sig["changing-extractor"]["js_distance"] > 0.9
+    assert sig["stable-extractor"]["status"] == "stable" and sig["stable-extractor"]["js_distance"] < 0.2
+    keys = run(con, "key_changes", group="service", **sides).to_pylist()
+    assert {k["group"] for k in keys} == {"changing-extractor"}
+    assert {k["key"] for k in keys if k["change"] == "appeared"} >= {"total.amount", "vendor.name"}
+    for provider in providers.values():
+        provider.shutdown()

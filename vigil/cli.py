@@ -142,8 +142,8 @@ def _parser() -> argparse.ArgumentParser:
     _common(dashboards)
     dashboards.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1 (default 8501)")
     dashboards.set_defaults(run=_run_dashboards)
-    __import__("vigil.alerts_cli").alerts_cli.add_commands(commands)
     quality_cli.add_commands(commands)
+    __import__("vigil.alerts_cli").alerts_cli.add_commands(commands)
 
     from vigil.replay_cli import add_commands as add_replay_commands
 
