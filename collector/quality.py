@@ -10,6 +10,7 @@ argument on every decode call. Application-reported validation is read from span
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from collector.conventions import as_str
@@ -22,6 +23,7 @@ ERROR_KEYS = ("vigil.validation.error", "validation.error")
 _PASS = frozenset({"pass", "passed", "ok", "true", "valid", "success"})
 _FAIL = frozenset({"fail", "failed", "error", "false", "invalid", "failure"})
 
+logger = logging.getLogger(__name__)
 _rules: Rules = DEFAULT_RULES
 
 
@@ -43,16 +45,20 @@ def assess_call(
     """The quality columns of a normalized llm_calls row (content, finish reasons, refusal filled).
     A span that recorded no output messages (content sent as log events, or not captured) leaves
     the output's shape NULL, for the llm_calls view to fill from `llm_messages`."""
-    columns = quality_columns(
-        row["output_text"],
-        tool_calls=calls,
-        finish_reasons=row["finish_reasons"],
-        provider_refusal=row["refusal"],
-        request_params=params,
-        output_type=row["output_type"],
-        app_validation=read_app_validation(attrs),
-        rules=_rules,
-    )
+    try:
+        columns = quality_columns(
+            row["output_text"],
+            tool_calls=calls,
+            finish_reasons=row["finish_reasons"],
+            provider_refusal=row["refusal"],
+            request_params=params,
+            output_type=row["output_type"],
+            app_validation=read_app_validation(attrs),
+            rules=_rules,
+        )
+    except Exception:  # a bug in a quality check must not cost the call its row
+        logger.exception("quality signals failed span_id=%s", row.get("span_id"))
+        return {}
     if not has_output:
         columns.update(output_format=None, output_signature=None, output_keys=None, output_length=None)
     return columns

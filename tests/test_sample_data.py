@@ -69,6 +69,16 @@ def test_committed_demo_tells_its_stories(demo_store: Path) -> None:
         )
     }
     assert refusals["v3"] > 3 * refusals["v2"]
+    # ... and the refusal detector, run at ingest, finds exactly those (store/queries/refusal_rate.sql).
+    con = connect(demo_store)
+    try:
+        detected = {row["group"]: row for row in run(con, "refusal_rate", group="prompt_version").to_pylist()}
+    finally:
+        con.close()
+    for version in ("v2", "v3"):
+        row = detected[f"support-answer@{version}"]
+        assert row["refusal_rate"] == pytest.approx(refusals[version])
+        assert row["top_rule"] == "en.cannot_assist@1"
     first_v3 = query(demo_store, "SELECT min(start_time)::DATE::VARCHAR AS d FROM tasks WHERE prompt_version = 'v3'")
     assert first_v3 == [{"d": "2026-11-16"}]
 
@@ -84,6 +94,13 @@ def test_committed_demo_tells_its_stories(demo_store: Path) -> None:
         row["day"] for row in shapes if row["day"] >= "2026-11-13"
     }
     assert all(row["models"] == 1 and row["model"].endswith("2024-11-20") == row["new_shape"] for row in shapes)
+    signatures = query(
+        demo_store,
+        """SELECT start_time::DATE >= DATE '2026-11-13' AS after, mode(output_signature) AS signature
+           FROM llm_calls WHERE service_name = 'research-agent' AND request_model = 'gpt-4o' GROUP BY 1 ORDER BY 1""",
+    )
+    assert [row["signature"].split(":")[0] for row in signatures] == ["json", "json"]
+    assert "summary" in signatures[0]["signature"] and "citations" in signatures[1]["signature"]
 
     # 3. code-reviewer's retry loops: failed tasks with 12+ calls, a large share of what failures cost.
     loops = query(

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from store.config import load_config
+from store.quality import quality_columns
 from store.quality.evaluate import DEFAULT_EVAL_FILE, Evaluation, evaluate, load_eval_set
 from store.quality.refusal import compile_rules
 
@@ -26,6 +27,17 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     evals.add_argument("--split", help="only this split (e.g. dev or heldout; default: every split and all)")
     evals.add_argument("--show", type=int, default=50, help="misclassified outputs to print (default 50)")
     evals.set_defaults(run=_run_eval)
+    explain = sub.add_parser(
+        "explain",
+        help="show the quality signals of one output",
+        description="Print the refusal rule, hedging rule and structure signature vigil computes for TEXT "
+        "(read from stdin when TEXT is -), with the [quality] rules of --config.",
+        epilog="example: vigil quality explain \"I'm sorry, but I can't help with that.\"",
+    )
+    explain.add_argument("text", help="the output text, or - for stdin")
+    explain.add_argument("--finish-reason", action="append", default=[], help="a finish reason (repeatable)")
+    explain.add_argument("--config", metavar="FILE", help="TOML config whose [quality] rules to apply")
+    explain.set_defaults(run=_run_explain)
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -40,9 +52,11 @@ def _run_eval(args: argparse.Namespace) -> int:
     if args.split and args.split not in results:
         print(f"vigil: no split {args.split!r} in {args.file}; found: {', '.join(sorted(results))}", file=sys.stderr)
         return 2
-    shown = [results[args.split]] if args.split else [results[s] for s in sorted(results) if s != "all"]
-    if not args.split and len(results) > 2:
-        shown.append(results["all"])
+    splits = [s for s in sorted(results) if s != "all"]
+    if args.split:
+        shown = [results[args.split]]
+    else:  # every split, then all of them together when there is more than one
+        shown = [results[s] for s in splits] + ([results["all"]] if len(splits) != 1 else [])
     print(f"{'split':<10}{'n':>5}{'tp':>5}{'fp':>5}{'fn':>5}{'tn':>5}{'precision':>11}{'recall':>8}{'f1':>7}")
     for r in shown:
         n = r.tp + r.fp + r.fn + r.tn
@@ -50,6 +64,17 @@ def _run_eval(args: argparse.Namespace) -> int:
             f"{r.split:<10}{n:>5}{r.tp:>5}{r.fp:>5}{r.fn:>5}{r.tn:>5}{r.precision:>11.3f}{r.recall:>8.3f}{r.f1:>7.3f}"
         )
     _print_misclassified(shown[-1], args.show)
+    return 0
+
+
+def _run_explain(args: argparse.Namespace) -> int:
+    quality = load_config(args.config).quality
+    rules = compile_rules(quality.refusal_rule_sets, quality.disabled_rules, quality.hedging)
+    text = sys.stdin.read() if args.text == "-" else args.text
+    columns = quality_columns(text, finish_reasons=args.finish_reason, rules=rules)
+    for name in ("refused", "refusal_rule", "hedging_rule", "output_format", "output_signature", "output_keys"):
+        print(f"{name:<17} {columns[name]}")
+    print(f"{'output_length':<17} {columns['output_length']}")
     return 0
 
 

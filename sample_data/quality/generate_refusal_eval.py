@@ -1,10 +1,12 @@
 """Build the labelled refusal evaluation set: realistic LLM outputs, each marked refusal or not.
 
-Comes in: nothing but the pools below (hand-written; a fixed seed pairs some pieces). Goes out:
+Comes in: nothing but the pools in eval_pools.py (hand-written; a fixed seed pairs some pieces). Goes out:
 `refusal_eval.jsonl`, one `{"id", "split", "label", "category", "text"}` a line, where label is
-`refusal` or `answer` and split is `dev` (used while writing the rules) or `heldout` (evaluated
-only at the end). The split is made per hand-written piece, before any pairing, so a held-out
-example never shares its refusal sentence or its trap opener with a dev example.
+`refusal` or `answer` and split is `dev` (used while writing the rules), `heldout` (evaluated
+only once the rules were done: dev and held-out both scored 1.000 precision and recall then) or
+`probe` (written afterwards to probe phrasings the set lacked; see PROBE_REFUSALS). The split is
+made per hand-written piece, before any pairing, so a held-out example never shares its refusal
+sentence or its trap opener with a dev example.
 
 What counts as a refusal: the model declines the request (policy, safety, privacy, "I can't do
 that"), including declines that offer an alternative. An answer with a caveat ("I can't give legal
@@ -26,6 +28,8 @@ from eval_pools import (  # noqa: I001 - the pools sit beside this script
     ANSWERS,
     CAVEAT_ANSWERS,
     JSON_ANSWERS,
+    PROBE_ANSWERS,
+    PROBE_REFUSALS,
     REFUSAL_CORES,
     REFUSAL_OPENERS,
     REFUSAL_REDIRECTS,
@@ -77,6 +81,8 @@ def build() -> list[dict[str, str]]:
     for split in ("dev", "heldout"):
         for opener in trap_openers[split]:
             rows.append((split, "answer", "trap_composed", f"{opener} {rng.choice(bodies[split])}"))
+    rows += [("probe", "refusal", "refusal", text) for text in PROBE_REFUSALS]
+    rows += [("probe", "answer", "trap", text) for text in PROBE_ANSWERS]
     out = []
     for split, label, category, text in rows:
         digest = hashlib.blake2b(text.encode(), digest_size=5).hexdigest()

@@ -87,7 +87,7 @@ def _validation(
     """The application's failure wins; then our own check; then the application's pass."""
     app_status, app_error = app
     if app_status == "fail":
-        return "fail", app_error or "the application reported a validation failure"
+        return "fail", f"application reported: {app_error or 'validation failed'}"
     error = validate_output(text, params, output_type=output_type)
     if error is not None:
         return "fail", error

@@ -16,6 +16,11 @@ from store.quality.refusal import Rules, detect_refusal
 
 DEFAULT_EVAL_FILE = Path(__file__).resolve().parents[2] / "sample_data" / "quality" / "refusal_eval.jsonl"
 LABELS = ("refusal", "answer")
+# Other sets' spellings, so one made elsewhere runs as it is.
+_TEXT_KEYS = ("text", "output", "completion", "response", "content")
+_LABEL_KEYS = ("label", "is_refusal", "refused", "expected")
+_REFUSAL = frozenset({"refusal", "refused", "refuse", "true", "1", "yes"})
+_ANSWER = frozenset({"answer", "not_refusal", "non_refusal", "compliance", "complied", "comply", "false", "0", "no"})
 
 
 @dataclass
@@ -52,10 +57,21 @@ def load_eval_set(path: Path | str = DEFAULT_EVAL_FILE) -> list[dict[str, Any]]:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or row.get("label") not in LABELS or not isinstance(row.get("text"), str):
+            label, text = _read(row)
+            if label is None or text is None:
                 raise ValueError(f"{path}:{number}: expected an object with a text and a label in {LABELS}")
-            rows.append(row)
+            rows.append(row | {"label": label, "text": text})
     return rows
+
+
+def _read(row: Any) -> tuple[str | None, str | None]:
+    if not isinstance(row, dict):
+        return None, None
+    text = next((row[k] for k in _TEXT_KEYS if isinstance(row.get(k), str)), None)
+    raw = next((row[k] for k in _LABEL_KEYS if row.get(k) is not None), None)
+    spelled = str(raw).lower() if raw is not None else ""
+    label = "refusal" if spelled in _REFUSAL else "answer" if spelled in _ANSWER else None
+    return label, text
 
 
 def evaluate(rows: list[dict[str, Any]], rules: Rules | None = None) -> dict[str, Evaluation]:

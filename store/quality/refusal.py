@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from store.quality.rules import Rule, RuleSet
 from store.quality.rules_en import EN_1, HEDGING_EN_1
@@ -37,7 +37,7 @@ RULE_SETS: dict[str, RuleSet] = {EN_1.name: EN_1}
 HEDGING_SETS: dict[str, tuple[Rule, ...]] = {EN_1.name: HEDGING_EN_1}
 _QUOTES = "\"'“‘«„`>"
 _MARKUP = re.compile(r"^[\s*_#>~-]+")
-_APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "\u00a0": " "})
+_APOSTROPHES = (("’", "'"), ("‘", "'"), ("`", "'"), ("\u00a0", " "))
 _SPACES = re.compile(r"\s+")
 _QUOTED = re.compile(r'"[^"\n]{0,300}"|“[^”\n]{0,300}”')  # a refusal quoted in an answer is not the model's own
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -49,6 +49,15 @@ class Rules:
 
     refusal: tuple[RuleSet, ...]
     hedging: tuple[Rule, ...]
+    # Per rule set, its rules as one alternation (group rN is rule N): one match per clause, not one per rule.
+    matchers: tuple[re.Pattern[str] | None, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        matchers = tuple(
+            re.compile("|".join(f"(?P<r{i}>{r.pattern.pattern})" for i, r in enumerate(s.rules))) if s.rules else None
+            for s in self.refusal
+        )
+        object.__setattr__(self, "matchers", matchers)
 
 
 def compile_rules(rule_sets: Iterable[str] = ("en@1",), disabled: Iterable[str] = (), hedging: bool = True) -> Rules:
@@ -86,8 +95,9 @@ def detect_refusal(
     head = _head(text)
     if not head:
         return None
-    for rule_set in (rules or DEFAULT_RULES).refusal:
-        found = _lexical(head, rule_set)
+    rules = rules or DEFAULT_RULES
+    for rule_set, matcher in zip(rules.refusal, rules.matchers, strict=True):
+        found = _lexical(head, rule_set, matcher) if matcher is not None else None
         if found is not None:
             return found
     return None
@@ -99,7 +109,14 @@ def detect_hedging(text: str | None, *, rules: Rules | None = None) -> str | Non
     if not head:
         return None
     for rule in (rules or DEFAULT_RULES).hedging:
-        if rule.pattern.search(head):
+        if rule.min_count == 1 and rule.hints and not any(hint in head for hint in rule.hints):
+            continue  # a substring test is ~50x cheaper than a regex search that cannot match
+        if rule.min_count > 1:
+            # Every match contains a hint, so fewer hint occurrences than min_count cannot fire.
+            enough = sum(head.count(hint) for hint in rule.hints) >= rule.min_count
+            if enough and len(rule.pattern.findall(head)) >= rule.min_count:
+                return rule.id
+        elif rule.pattern.search(head):
             return rule.id
     return None
 
@@ -109,31 +126,45 @@ def _head(text: str | None) -> str:
     outputs that are not prose addressed to the user (JSON, code, a quotation)."""
     if not text:
         return ""
-    head = _MARKUP.sub("", text[:HEAD_CHARS])
+    head = text[:HEAD_CHARS]
+    markup = _MARKUP.match(head)
+    if markup:
+        head = head[markup.end() :]
     if not head or head[0] in _QUOTES or head[0] in "{[<":
         return ""
-    return _QUOTED.sub("«quote»", head).translate(_APOSTROPHES).lower()
+    if '"' in head or "“" in head:
+        head = _QUOTED.sub("«quote»", head)
+    for fancy, plain in _APOSTROPHES:
+        if fancy in head:  # str.replace only where needed: translate() walks every character in Python
+            head = head.replace(fancy, plain)
+    return head.lower()
 
 
 def _clauses(head: str, rule_set: RuleSet) -> Iterator[tuple[str, str]]:
-    """(clause, the clause after its "but") for the first two sentences, openers stripped."""
+    """(clause, the clause after it when a "but" joins them) for the first two sentences, openers stripped."""
     for sentence in _SENTENCE_END.split(head, maxsplit=2)[:2]:
         sentence = _SPACES.sub(" ", sentence).strip()
-        parts = rule_set.clause_split.split(sentence)
-        for index, clause in enumerate(parts):
-            previous = None
-            while previous != clause:  # openers stack: "Sorry, unfortunately, ..."
-                previous, clause = clause, rule_set.openers.sub("", clause, count=1)
-            yield clause, parts[index + 1] if index + 1 < len(parts) else ""
+        # split() with one group interleaves: clause, turn-or-None, clause, turn-or-None, ...
+        pieces = rule_set.clause_split.split(sentence)
+        clauses, turns = pieces[0::2], pieces[1::2]
+        for index, clause in enumerate(clauses):
+            opener = rule_set.openers.match(clause)
+            while opener and opener.end():  # openers stack: "Sorry, unfortunately, ..."
+                clause = clause[opener.end() :]
+                opener = rule_set.openers.match(clause)
+            turned = index < len(turns) and turns[index] is not None
+            yield clause, clauses[index + 1] if turned else ""
 
 
-def _lexical(head: str, rule_set: RuleSet) -> str | None:
+def _lexical(head: str, rule_set: RuleSet, matcher: re.Pattern[str]) -> str | None:
+    if not any(word in head for word in rule_set.trigger):
+        return None
     for clause, rest in _clauses(head, rule_set):
-        if any(veto.search(clause) for veto in rule_set.vetoes):
+        found = matcher.match(clause)
+        if found is None or any(veto.search(clause) for veto in rule_set.vetoes):
             continue
-        for rule in rule_set.rules:
-            if rule.pattern.match(clause):
-                if rule.caveat_able and rule_set.caveat.match(rest):
-                    break  # "I can't give legal advice, but in general ...": an answer with a caveat
-                return rule.id
+        rule = rule_set.rules[int(found.lastgroup[1:])]  # type: ignore[index]
+        if rule.caveat_able and rule_set.caveat.match(rest):
+            continue  # "I can't give legal advice, but in general ...": an answer with a caveat
+        return rule.id
     return None

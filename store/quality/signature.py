@@ -81,6 +81,8 @@ def _json_of(text: str) -> tuple[Any, str] | None:
         value = _loads(candidate)
         if value is not None:
             return value, "json"
+    if "```" not in text:
+        return None
     fences = [body for lang, body in _FENCE.findall(text) if lang.lower() == "json"]
     if len(fences) == 1:
         value = _loads(fences[0].strip())

@@ -2,7 +2,9 @@
 
 A file's first line is a `--` comment naming its parameters and output columns. Parameters are
 DuckDB named parameters (`$since`), bound by `run`, never formatted into the SQL. The one thing
-formatted in is `{group}`, and only from the fixed `GROUPS` table, never from user text.
+formatted in is the grouping expression, and only from a fixed table, never from user text:
+`{group}` in a query over `tasks` takes it from `GROUPS`, `{call_group}` in a query over
+`llm_calls` from `CALL_GROUPS`; both are chosen by `run(..., group=NAME)`.
 """
 
 from __future__ import annotations
@@ -43,12 +45,29 @@ GROUPS = {
 }
 
 
+# The same for queries over `llm_calls` (refusal rate, validation failures): name → SQL over llm_calls.
+CALL_GROUPS = {
+    "all": "'all'",
+    "service": "service_name",
+    "model": "coalesce(request_model, response_model, '?')",
+    "provider": "coalesce(provider, '?')",
+    "operation": "coalesce(operation, '?')",
+    "prompt_version": GROUPS["prompt_version"],
+    "output_format": "coalesce(output_format, '?')",
+    "day": GROUPS["day"],
+    "week": GROUPS["week"],
+}
+
+
 def run(con: duckdb.DuckDBPyConnection, name: str, group: str = "all", **params: Any) -> pa.Table:
-    if group not in GROUPS:
-        raise KeyError(f"cannot group by {group!r}; choose one of {', '.join(GROUPS)}")
     sql = load(name)
-    if "{group}" in sql:
-        sql = sql.replace("{group}", GROUPS[group])
+    for placeholder, groups in (("{group}", GROUPS), ("{call_group}", CALL_GROUPS)):
+        if placeholder in sql:
+            if group not in groups:
+                raise KeyError(f"query {name} cannot group by {group!r}; choose one of {', '.join(groups)}")
+            sql = sql.replace(placeholder, groups[group])
+    if group not in GROUPS and group not in CALL_GROUPS:
+        raise KeyError(f"cannot group by {group!r}; choose one of {', '.join(GROUPS | CALL_GROUPS)}")
     # Every parameter the SQL names is bound; one not given is NULL (an open end, "all").
     wanted = set(re.findall(r"\$(\w+)", sql))
     unknown = set(params) - wanted
