@@ -20,24 +20,25 @@ from collections.abc import Sequence
 from statistics import NormalDist, fmean, stdev
 from typing import Any
 
-try:  # the shared quality functions (branch `quality`); the fallback is temporary, see its docstring
-    from store.quality.refusal import detect_refusal
-    from store.quality.signature import output_signature
-    from store.quality.validation import validate_output
-except ImportError:  # pragma: no cover - removed once store/quality is merged
-    from replay.quality_fallback import detect_refusal, output_signature, validate_output
+from store.quality.refusal import Rules, detect_refusal
+from store.quality.signature import output_signature
+from store.quality.validation import requested_json, validate_output
 
 _Z95 = NormalDist().inv_cdf(0.975)
 _SIMILARITY_CHARS = 4000
-_JSON_FORMATS = ("json", "json_object", "json_schema")
 
 
-def compare_pair(old: dict[str, Any], new: dict[str, Any], request_params: dict[str, Any] | None) -> dict[str, Any]:
-    """`old`/`new`: text, tool_calls (list), finish_reasons (list), refusal (provider field), cost_usd, latency_ms."""
+def compare_pair(
+    old: dict[str, Any], new: dict[str, Any], request_params: dict[str, Any] | None, rules: Rules | None = None
+) -> dict[str, Any]:
+    """`old`/`new`: text, tool_calls (list), finish_reasons (list), refusal (provider field), cost_usd, latency_ms.
+
+    Both answers go through the same functions and refusal `rules` (the `[quality]` ones), so a change
+    of rules since the original call was stored cannot pass for a change of behaviour."""
     old_sig = output_signature(old.get("text"), old.get("tool_calls") or None)
     new_sig = output_signature(new.get("text"), new.get("tool_calls") or None)
-    old_refusal = _refusal(old)
-    new_refusal = _refusal(new)
+    old_refusal = _refusal(old, rules)
+    new_refusal = _refusal(new, rules)
     old_validation, _ = _validation(old.get("text"), request_params)
     new_validation, new_error = _validation(new.get("text"), request_params)
     old_text, new_text = old.get("text") or "", new.get("text") or ""
@@ -63,26 +64,20 @@ def text_similarity(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, a[:_SIMILARITY_CHARS], b[:_SIMILARITY_CHARS], autojunk=False).ratio()
 
 
-def _refusal(answer: dict[str, Any]) -> str | None:
+def _refusal(answer: dict[str, Any], rules: Rules | None) -> str | None:
     return detect_refusal(
         answer.get("text") or "",
         finish_reasons=tuple(answer.get("finish_reasons") or ()),
         provider_refusal=answer.get("refusal"),
+        rules=rules,
     )
 
 
 def _validation(text: str | None, params: dict[str, Any] | None) -> tuple[str | None, str | None]:
-    if not _asks_for_structure(params):
+    if not requested_json(params)[0]:
         return None, None
     error = validate_output(text or "", params)
     return ("fail", error) if error else ("pass", None)
-
-
-def _asks_for_structure(params: dict[str, Any] | None) -> bool:
-    params = params or {}
-    wanted = params.get("response_format") or params.get("output_type")
-    kind = wanted.get("type") if isinstance(wanted, dict) else wanted
-    return kind in _JSON_FORMATS
 
 
 def _delta(new: float | None, old: float | None) -> float | None:

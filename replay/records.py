@@ -3,12 +3,15 @@
 Each finished call is written at once as its own committed Parquet file (compaction merges them
 later), so a run killed at any moment keeps every answer it had: a resume reads them back and
 neither calls nor pays for those cases again. A run is a series of state rows (started, then
-finished); the newest `updated_at` is the run's state.
+finished); the newest `updated_at` is the run's state. Each reservation is also appended to a
+journal (`<data dir>/replay_journal/<run>.jsonl`) before its call is sent, so the calls in flight
+at a kill count as spent when the run resumes.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -77,6 +80,53 @@ def write_result(root: Path, row: dict[str, Any]) -> None:
     now = time.time_ns()
     row = {"finished_at": now, "received_at": now} | row
     write_partitioned(root, "replay_results", pa.Table.from_pylist([row], REPLAY_RESULTS_SCHEMA), tag="result")
+
+
+def _journal(root: Path, run_id: str) -> Path:
+    return root / "replay_journal" / f"{run_id}.jsonl"
+
+
+def journal_reservation(root: Path, run_id: str, case: dict[str, Any], usd: float, tokens: int) -> None:
+    """Append one reservation, fsynced, before its call is sent (one JSON line per reservation)."""
+    path = _journal(root, run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"trace_id": case["trace_id"], "span_id": case["span_id"], "usd": usd, "tokens": tokens})
+    with open(path, "a", encoding="utf-8") as sink:
+        sink.write(line + "\n")
+        sink.flush()
+        os.fsync(sink.fileno())
+
+
+def unsettled_spend(root: Path, run_id: str, finished: set[tuple[str, str]]) -> tuple[float, int]:
+    """What reservations of calls without a result add up to: calls in flight when a run was killed."""
+    path = _journal(root, run_id)
+    if not path.exists():
+        return 0.0, 0
+    usd, tokens = 0.0, 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # the torn last line of a kill mid-write: its call was never sent
+        if "carried_usd" in entry:
+            usd, tokens = usd + entry["carried_usd"], tokens + entry["carried_tokens"]
+        elif (entry["trace_id"], entry["span_id"]) not in finished:
+            usd, tokens = usd + entry["usd"], tokens + entry["tokens"]
+    return usd, tokens
+
+
+def carry_unsettled(root: Path, run_id: str, finished: set[tuple[str, str]]) -> tuple[float, int]:
+    """At the start of a resume: fold the journal into one `carried` line (atomically), so the calls lost
+    in flight stay counted after their case is retried and gets a result. Returns the carried amounts."""
+    usd, tokens = unsettled_spend(root, run_id, finished)
+    path = _journal(root, run_id)
+    if path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"carried_usd": usd, "carried_tokens": tokens}) + "\n", encoding="utf-8")
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    return usd, tokens
 
 
 def latest_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any] | None:

@@ -30,9 +30,10 @@ from replay.compare import compare_pair
 from replay.prompts import PromptError, PromptVersion
 from replay.providers import Completion, Provider, ProviderError
 from replay.rebuild import ChatRequest, build_request
-from replay.records import RunSettings, write_result
+from replay.records import RunSettings, journal_reservation, write_result
 from replay.tracing import ReplayTracer
 from store.pricing import UNPRICED, Pricer
+from store.quality.refusal import Rules
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +74,14 @@ class Runner:
         provider: Provider,
         pricer: Pricer,
         tracer: ReplayTracer,
+        refusal_rules: Rules | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.root, self.run_id, self.settings = root, run_id, settings
+        self.root, self.run_id, self.settings, self.refusal_rules = root, run_id, settings, refusal_rules
         self.provider, self.pricer, self.tracer, self.sleep = provider, pricer, tracer, sleep
         self._rng = random.Random()
         self._stop = threading.Event()
+        self._journal_lock = threading.Lock()
 
     def price(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
         found = self.pricer.price(self.provider.name, model, None, input_tokens, output_tokens)
@@ -120,10 +123,8 @@ class Runner:
                         continue
                     while len(pending) >= self.settings.concurrency:
                         pending = self._collect(pending, stats, progress)
-                    reservation = self._reserve(job, budget, pending, stats, progress)
-                    if reservation is None or self._stop.is_set():
-                        if reservation is not None:
-                            budget.settle(reservation, 0.0, 0)
+                    reservation = None if self._stop.is_set() else self._reserve(job, budget, pending, stats, progress)
+                    if reservation is None:
                         rest = [j for j in prepared[index:] if isinstance(j, _Job)]
                         stats.skipped = [f"{j.case['trace_id']}/{j.case['span_id']}" for j in rest]
                         break
@@ -150,13 +151,22 @@ class Runner:
     ) -> Reservation | None:
         """Reserve the job's worst case, waiting for calls in flight to settle; None once it cannot fit."""
         while not budget.overrun:
-            reservation = budget.reserve(job.worst_usd, job.in_tokens, job.out_tokens)
+            reservation = self._reserve_for(job, budget)
             if reservation is not None:
                 return reservation
             if not pending:
                 return None
             pending.intersection_update(self._collect(pending, stats, progress))
         return None
+
+    def _reserve_for(self, job: _Job, budget: Budget) -> Reservation | None:
+        """Reserve, and journal the reservation before the call goes out: a run killed while the call is in
+        flight counts it as spent on resume (the provider may have billed it), so the ceiling holds across kills."""
+        reservation = budget.reserve(job.worst_usd, job.in_tokens, job.out_tokens)
+        if reservation is not None:
+            with self._journal_lock:
+                journal_reservation(self.root, self.run_id, job.case, reservation.usd, reservation.tokens)
+        return reservation
 
     def _collect(self, pending: set[Future], stats: RunStats, progress: Progress | None) -> set[Future]:
         done, rest = wait(pending, return_when=FIRST_COMPLETED)
@@ -187,7 +197,7 @@ class Runner:
                 if not exc.retryable or attempt > self.settings.max_retries or self._stop.is_set():
                     return self._fail(job, reservation, budget, exc, attempt, charged_usd, charged_tokens)
                 if reservation is None:
-                    reservation = budget.reserve(job.worst_usd, job.in_tokens, job.out_tokens)
+                    reservation = self._reserve_for(job, budget)
                     if reservation is None:
                         exc = ProviderError(f"{exc}; no budget left to retry", retryable=False)
                         return self._fail(job, None, budget, exc, attempt, charged_usd, charged_tokens)
@@ -274,7 +284,7 @@ class Runner:
             "cost_usd": usd,
             "latency_ms": latency_ms,
         }
-        comparison = compare_pair(old, new, job.request.params)
+        comparison = compare_pair(old, new, job.request.params, self.refusal_rules)
         return (
             self._base_row(case, job.request, attempts)
             | comparison

@@ -4,7 +4,8 @@ Comes in: the store root, `RunSettings` (a new run) or a run id (a resume, which
 stored settings; only the budget may be raised), the provider, pricer and tracer. Goes out: the
 run's final state (status, counts, spend, summary, verdict under the given gate rules). Must not:
 call a case that already has a result in this run, or count the earlier spend of a resumed run
-as free: it is read back from the results and charged against the same ceiling.
+as free: it is read back from the results, plus the reservations of the calls that were in flight
+when the run was killed (`replay.records` journal), and charged against the same ceiling.
 """
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ from replay.compare import summarize_pairs
 from replay.gate import GateRules, evaluate_gate
 from replay.prompts import find_prompt
 from replay.providers import Provider
-from replay.records import RunSettings, latest_run, run_results, write_run_state
+from replay.records import RunSettings, carry_unsettled, latest_run, run_results, unsettled_spend, write_run_state
 from replay.runner import Progress, RunError, Runner, RunStats
 from replay.sampler import load_set
 from replay.tracing import ReplayTracer
 from store.catalog import connect, refresh
 from store.pricing import Pricer
+from store.quality.refusal import Rules
 
 
-def new_run(root: Path, settings: RunSettings, run_id: str | None = None) -> tuple[str, int]:
-    """Check the set and prompt version exist, write the run's `running` row; returns (run_id, created_at)."""
+def new_run(root: Path, settings: RunSettings, run_id: str | None = None) -> tuple[str, int, RunSettings]:
+    """Check the set and prompt version exist, write the run's `running` row.
+
+    Returns (run_id, created_at, settings with the prompt name filled in from the set)."""
     con = connect(root)
     cases = load_set(con, settings.set_id)
     if settings.prompt_version is not None:
@@ -45,16 +49,21 @@ def new_run(root: Path, settings: RunSettings, run_id: str | None = None) -> tup
         raise RunError(f"run {run_id} exists already; resume it with --resume {run_id}")
     created_at = time.time_ns()
     write_run_state(root, run_id, created_at, settings, status="running", cases_total=len(cases))
-    return run_id, created_at
+    return run_id, created_at, settings
 
 
-def resumed_run(root: Path, run_id: str, **budget: Any) -> tuple[RunSettings, int]:
-    """The stored settings of `run_id`, with `budget_usd` / `budget_tokens` replaced where given."""
+_RESUME_OVERRIDES = ("budget_usd", "budget_tokens", "base_url")
+
+
+def resumed_run(root: Path, run_id: str, **changes: Any) -> tuple[RunSettings, int]:
+    """The stored settings of `run_id`, with the budget or the base URL (a server that moved) replaced."""
+    if set(changes) - set(_RESUME_OVERRIDES):
+        raise RunError(f"a resume may change only {', '.join(_RESUME_OVERRIDES)}: the rest is the run's own")
     row = latest_run(connect(root), run_id)
     if row is None:
         raise RunError(f"no replay run {run_id!r}; `vigil replay list` shows the runs")
     settings = RunSettings.from_json(row["settings"])
-    settings = dataclasses.replace(settings, **{k: v for k, v in budget.items() if v is not None})
+    settings = dataclasses.replace(settings, **{k: v for k, v in changes.items() if v is not None})
     return settings, int(row["created_at"].timestamp() * 1e9)
 
 
@@ -68,6 +77,7 @@ def execute_run(
     otlp_endpoint: str | None = None,
     rules: GateRules | None = None,
     progress: Progress | None = None,
+    refusal_rules: Rules | None = None,
 ) -> dict[str, Any]:
     con = connect(root)
     cases = load_set(con, settings.set_id)
@@ -77,16 +87,17 @@ def execute_run(
     done = run_results(con, run_id)
     finished = {(r["trace_id"], r["span_id"]) for r in done}
     todo = [c for c in cases if (c["trace_id"], c["span_id"]) not in finished]
+    lost_usd, lost_tokens = carry_unsettled(root, run_id, finished)  # calls in flight when it was killed
     budget = Budget(
         settings.budget_usd,
         settings.budget_tokens,
-        spent_usd=sum(r["charged_usd"] or 0.0 for r in done),
-        spent_tokens=sum(r["charged_tokens"] or 0 for r in done),
+        spent_usd=sum(r["charged_usd"] or 0.0 for r in done) + lost_usd,
+        spent_tokens=sum(r["charged_tokens"] or 0 for r in done) + lost_tokens,
     )
     stats = RunStats(total=len(cases), done_before=len(done), ok=sum(r["status"] == "ok" for r in done))
     stats.errors = len(done) - stats.ok
     tracer = ReplayTracer(otlp_endpoint, run_id, settings.set_id, provider.name)
-    runner = Runner(root, run_id, settings, provider, pricer, tracer)
+    runner = Runner(root, run_id, settings, provider, pricer, tracer, refusal_rules)
     try:
         prepared = runner.prepare(todo, version)
         stats = runner.run(prepared, stats, budget, progress)
@@ -103,6 +114,7 @@ def _finish(root, con, run_id, created_at, settings, stats: RunStats, rules: Gat
     """Write the run's final state row: counts, spend, the summary and the verdict under `rules`."""
     refresh(con, root)  # replay_results may have had no file when the connection was opened
     results = run_results(con, run_id)
+    lost_usd, lost_tokens = unsettled_spend(root, run_id, {(r["trace_id"], r["span_id"]) for r in results})
     summary = summarize_pairs(results, stats.total)
     state = {
         "status": stats.status,
@@ -110,8 +122,8 @@ def _finish(root, con, run_id, created_at, settings, stats: RunStats, rules: Gat
         "cases_ok": sum(r["status"] == "ok" for r in results),
         "cases_error": sum(r["status"] != "ok" for r in results),
         "cases_skipped": len(stats.skipped),
-        "spent_usd": sum(r["charged_usd"] or 0.0 for r in results),
-        "spent_tokens": sum(r["charged_tokens"] or 0 for r in results),
+        "spent_usd": sum(r["charged_usd"] or 0.0 for r in results) + lost_usd,
+        "spent_tokens": sum(r["charged_tokens"] or 0 for r in results) + lost_tokens,
         "summary": summary,
         "message": stats.message,
     }

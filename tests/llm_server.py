@@ -47,6 +47,7 @@ class ScriptedLLM:
         self.slow = {k: list(v) for k, v in (slow or {}).items()}
         self.requests: list[tuple[str | None, int]] = []
         self.bodies: list[dict[str, Any]] = []
+        self.usage: list[tuple[int, int]] = []  # (prompt, completion) tokens of every answer given
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -86,7 +87,10 @@ class ScriptedLLM:
         completion = self.completion_tokens(body, text)
         if body.get("max_tokens") is not None:
             completion = min(completion, int(body["max_tokens"]))
-        return 200, _completion(body, text, self.prompt_tokens(body), completion), {}
+        prompt = self.prompt_tokens(body)
+        with self._lock:
+            self.usage.append((prompt, completion))
+        return 200, _completion(body, text, prompt, completion), {}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self

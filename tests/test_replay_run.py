@@ -30,12 +30,14 @@ def make_store(root: Path, n: int = 6, **fields: Any) -> str:
     return save_set(root, sample_calls(connect(root), spec), spec, "s1")
 
 
-def replay(root: Path, server: ScriptedLLM, timeout_s: float = 10.0, **settings: Any) -> dict[str, Any]:
+def replay(
+    root: Path, server: ScriptedLLM, timeout_s: float = 10.0, pricer: Pricer | None = None, **settings: Any
+) -> dict[str, Any]:
     chosen = {"set_id": "s1", "prompt_name": None, "prompt_version": "v2", "backoff_base_s": 0.01} | settings
     run_settings = RunSettings(base_url=server.base_url, timeout_s=timeout_s, **chosen)
-    run_id, created = new_run(root, run_settings)
+    run_id, created, run_settings = new_run(root, run_settings)
     provider = OpenAIProvider(base_url=server.base_url, api_key=None, timeout_s=timeout_s)
-    return execute_run(root, run_id, created, run_settings, provider, Pricer())
+    return execute_run(root, run_id, created, run_settings, provider, pricer or Pricer())
 
 
 def test_a_run_sends_the_new_prompt_and_stores_compared_pairs(tmp_path: Path) -> None:

@@ -117,14 +117,22 @@ def test_sampling_errors_are_clear(tmp_path: Path) -> None:
     root = tmp_path / "data"
     write_calls(root, 2)
     con = connect(root)
-    with pytest.raises(SampleError, match="refused"):
-        sample_calls(con, SampleSpec(refused=True))
     with pytest.raises(SampleError, match="sample query failed"):
         sample_calls(con, SampleSpec(where="no_such_column = 1"))
     with pytest.raises(SampleError, match="no stored call"):
         save_set(root, sample_calls(con, SampleSpec(service="nope")), SampleSpec())
     with pytest.raises(SampleError, match="no replay set"):
         load_set(con, "set-missing")
+
+
+def test_sampling_by_refusal(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_calls(root, 4)
+    write_calls(root, 2, start=10, refused=True, refusal_rule="en.cannot_assist@1")
+    con = connect(root)
+    refused = sample_calls(con, SampleSpec(refused=True)).to_pylist()
+    assert sorted(r["trace_id"] for r in refused) == [f"{10:032x}", f"{11:032x}"]
+    assert len(sample_calls(con, SampleSpec(refused=False)).to_pylist()) == 4
 
 
 def test_a_saved_set_is_a_snapshot(tmp_path: Path) -> None:
@@ -136,3 +144,12 @@ def test_a_saved_set_is_a_snapshot(tmp_path: Path) -> None:
     assert [r["position"] for r in rows] == [0, 1, 2]
     assert all(r["input_messages"] and r["output_text"] and r["prompt_variables"] for r in rows)
     assert json.loads(rows[0]["spec"])["seed"] == 9
+
+
+def test_replay_queries_answer_on_a_store_without_replays(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_calls(root, 1)
+    con = connect(root)
+    assert run(con, "replay_runs", run_id=None).num_rows == 0
+    assert run(con, "replay_run_results", run_id="r").num_rows == 0
+    assert run(con, "prompt_versions", prompt_name="nope").num_rows == 0

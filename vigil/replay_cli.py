@@ -120,7 +120,11 @@ def _replay_commands(replay: argparse.ArgumentParser) -> None:
     run.add_argument("--max-tokens", type=int, dest="default_max_tokens", help="max_tokens when the call set none")
     run.add_argument("--allow-unpriced", action="store_true", help="run models without a price (tokens cap only)")
     run.add_argument("--run-id", help="name the run (default: a fresh id)")
-    run.add_argument("--resume", metavar="RUN", help="continue a stopped or killed run")
+    run.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue a stopped or killed run with its own settings (only --budget-*, --base-url change)",
+    )
     run.add_argument("--otlp-endpoint", help="trace the replay's calls here (default OTEL_EXPORTER_OTLP_ENDPOINT)")
     run.add_argument("--format", choices=_FORMATS, default="text", help="how to print the outcome")
     run.set_defaults(run=_run_replay)

@@ -147,15 +147,15 @@ def _run_replay(args: argparse.Namespace) -> int:
     from replay.records import RunSettings
     from replay.session import execute_run, new_run, resumed_run
     from store.pricing import Pricer
+    from store.quality.refusal import compile_rules
 
     flags = {k: getattr(args, k) for k in ("concurrency", "max_retries", "timeout_s", "default_max_tokens")}
     config = _config(args, flags | {"budget_usd": args.budget_usd, "budget_tokens": args.budget_tokens})
     root = _existing_store(config)
     replay = config.replay
     if args.resume:
-        settings, created_at = resumed_run(
-            root, args.resume, budget_usd=args.budget_usd, budget_tokens=args.budget_tokens
-        )
+        changes = {"budget_usd": args.budget_usd, "budget_tokens": args.budget_tokens, "base_url": args.base_url}
+        settings, created_at = resumed_run(root, args.resume, **changes)
         run_id = args.resume
     else:
         if not args.set_id:
@@ -177,7 +177,7 @@ def _run_replay(args: argparse.Namespace) -> int:
             default_max_tokens=replay.default_max_tokens,
             allow_unpriced=args.allow_unpriced,
         )
-        run_id, created_at = new_run(root, settings, args.run_id)
+        run_id, created_at, settings = new_run(root, settings, args.run_id)
     provider = get_provider(
         settings.provider,
         base_url=settings.base_url,
@@ -190,9 +190,11 @@ def _run_replay(args: argparse.Namespace) -> int:
         f"{settings.prompt_version or '(unchanged)'}; resume with --resume {run_id}",
         file=sys.stderr,
     )
+    quality = config.quality
+    refusal_rules = compile_rules(quality.refusal_rule_sets, quality.disabled_rules, quality.hedging)
     state = execute_run(
         root, run_id, created_at, settings, provider, Pricer.from_config(config.pricing), endpoint,
-        GateRules.from_config(replay), _progress_bar(settings),
+        GateRules.from_config(replay), _progress_bar(settings), refusal_rules,
     )  # fmt: skip
     _print_outcome(state, args.format)
     return 0 if state["status"] == "completed" else 2
