@@ -6,7 +6,17 @@ process gets its own) and defines:
 - one view per table with one row per key (`store.schema.ROW_KEYS`; (trace_id, span_id) for
   spans). Exporters retry, the write-ahead log is replayed after a crash and compaction briefly
   leaves merged and original files side by side, so the files may hold a row twice; the views
-  keep the first one received. `<table>_raw` views show the files as they are.
+  keep one. Deduping every row costs a window over the whole table, so it is only done where
+  duplicates can be: files compaction wrote (`compacted-*.parquet`) hold rows unique in their
+  partition (store.compaction keeps it so) and are read as they are; the fresh `part-*` files
+  are deduped among themselves and a fresh row whose key is already compacted is dropped (an
+  anti-join from the small fresh side). Where both copies exist the compacted one is kept.
+  `<table>_raw` views show the files as they are.
+- Time windows prune partitions: `store.queries.run` hands a query's `$since`/`$until` window to
+  the views (`set_window`) when the query filters on it in the canonical form, and the views of
+  the tables whose rows live inside their trace's time (spans, llm_calls, llm_messages) then
+  read only the `date=` partitions and row groups around it (`WINDOW_SLACK_*` either side, so a
+  task's calls are all there). Every view exposes the partition column `date` (UTC).
 - `llm_calls` also counts a model call recorded twice once: when a framework's LLM span has a
   provider instrumentation's LLM span as its child, only the child (closest to the wire) is
   kept, and it inherits the prompt name/version the parent knew. Prompt name/version missing
@@ -31,19 +41,38 @@ run queries through `fetch`, which retries that case (a fresh listing no longer 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from store.config import Config
-from store.schema import ROW_KEYS, TABLES
-from store.writer import table_dir
+from store.schema import PARTITION_TIME, ROW_KEYS, TABLES
+from store.writer import COMPACTED_PREFIX, table_dir
 
+# Tables whose rows lie within their trace's time: a window on a task narrows them safely.
+WINDOWED_TABLES = ("spans", "llm_calls", "llm_messages")
+# How far outside a query's window the views still read: clocks of a trace's services may
+# disagree a little (before), and a task's calls run on after it started (after). A task that
+# ran on for longer than WINDOW_SLACK_AFTER past a closed window's end loses its late calls.
+WINDOW_SLACK_BEFORE = timedelta(hours=1)
+WINDOW_SLACK_AFTER = timedelta(days=1)
+_WINDOW_VARIABLES = ("vigil_window_since", "vigil_window_since_date", "vigil_window_until", "vigil_window_until_date")
+
+# Duplicates share their key and their partition time (they are the same record sent again), so
+# the anti-join also matches on time: the compacted side is then read only in the row groups
+# (sorted by time) the fresh rows fall in.
 _DEDUPED = """
 CREATE OR REPLACE VIEW {view} AS
-SELECT * FROM {table}_raw
-QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY received_at) = 1
+WITH fresh AS (
+    SELECT * FROM {table}_fresh
+    QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY received_at) = 1
+)
+SELECT * FROM {table}_compacted
+UNION ALL BY NAME
+SELECT * FROM fresh f
+WHERE NOT EXISTS (SELECT 1 FROM {table}_compacted c WHERE {matches})
 """
 
 # The deployment environment of a span, from its resource (OTel semconv 1.27 renamed the key).
@@ -53,14 +82,43 @@ ENVIRONMENT = (
 )
 
 # A call whose direct child is also an LLM call is the same call seen from a higher layer.
+# Only calls missing a prompt name or version need their parent's or root's: the joins that
+# fill them in are kept to those calls, and to the parents and roots that know a prompt.
 # Content that arrived as GenAI log events (llm_messages) fills what the span itself lacks.
 _LLM_CALLS = """
 CREATE OR REPLACE VIEW llm_calls AS
 WITH calls AS (SELECT * FROM llm_calls_unique),
+kept AS (
+    SELECT * FROM calls c
+    WHERE NOT EXISTS (
+        SELECT 1 FROM calls child WHERE child.trace_id = c.trace_id AND child.parent_span_id = c.span_id
+    )
+),
+prompted AS (
+    SELECT trace_id, span_id, prompt_name, prompt_version FROM calls
+    WHERE prompt_name IS NOT NULL OR prompt_version IS NOT NULL
+),
 roots AS (
-    SELECT trace_id, any_value(prompt_name) AS prompt_name, any_value(prompt_version) AS prompt_version,
-           any_value({environment}) AS environment
-    FROM spans_raw WHERE parent_span_id IS NULL GROUP BY trace_id
+    SELECT trace_id, any_value(prompt_name) AS prompt_name, any_value(prompt_version) AS prompt_version
+    FROM spans_scan
+    WHERE parent_span_id IS NULL AND (prompt_name IS NOT NULL OR prompt_version IS NOT NULL)
+    GROUP BY trace_id
+),
+environments AS (
+    SELECT trace_id, any_value({environment}) AS environment
+    FROM spans_scan WHERE parent_span_id IS NULL AND {environment} IS NOT NULL GROUP BY trace_id
+),
+named AS (
+    SELECT * FROM kept WHERE prompt_name IS NOT NULL AND prompt_version IS NOT NULL
+    UNION ALL BY NAME
+    SELECT c.* REPLACE (
+            coalesce(c.prompt_name, p.prompt_name, r.prompt_name) AS prompt_name,
+            coalesce(c.prompt_version, p.prompt_version, r.prompt_version) AS prompt_version
+        )
+    FROM kept c
+    LEFT JOIN prompted p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+    LEFT JOIN roots r ON r.trace_id = c.trace_id
+    WHERE c.prompt_name IS NULL OR c.prompt_version IS NULL
 ),
 messages AS (SELECT * FROM llm_messages),
 event_content AS (
@@ -88,8 +146,6 @@ event_content AS (
     FROM messages GROUP BY trace_id, span_id
 )
 SELECT c.* REPLACE (
-        coalesce(c.prompt_name, p.prompt_name, r.prompt_name) AS prompt_name,
-        coalesce(c.prompt_version, p.prompt_version, r.prompt_version) AS prompt_version,
         coalesce(c.input_messages, e.input_messages) AS input_messages,
         coalesce(c.output_messages, e.output_messages) AS output_messages,
         coalesce(c.output_text, e.output_text) AS output_text,
@@ -113,14 +169,10 @@ SELECT c.* REPLACE (
                  THEN e.json_error
              ELSE c.validation_error END AS validation_error
     ),
-    r.environment
-FROM calls c
-LEFT JOIN calls p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
-LEFT JOIN roots r ON r.trace_id = c.trace_id
+    env.environment
+FROM named c
+LEFT JOIN environments env ON env.trace_id = c.trace_id
 LEFT JOIN event_content e ON e.trace_id = c.trace_id AND e.span_id = c.span_id
-WHERE NOT EXISTS (
-    SELECT 1 FROM calls child WHERE child.trace_id = c.trace_id AND child.parent_span_id = c.span_id
-)
 """
 
 # LLM calls with the columns the store.queries.GROUPS expressions read (`model`, the task's `name`), so
@@ -251,20 +303,60 @@ def refresh(con: duckdb.DuckDBPyConnection, root: Path, config: Config | None = 
         folder = table_dir(root, table)
         empty = f"_empty_{table}"
         con.register(empty, pa.table({f.name: pa.array([], f.type) for f in schema}))
-        source = f"(SELECT *, NULL::DATE AS date FROM {empty})"
         if any(folder.glob("date=*/*.parquet")):
             # By name with the typed empty table: a column that no file has yet (files written before it
             # was added to the schema) reads as NULL instead of failing every query that names it.
             files = f"'{_sql_string(folder)}/date=*/*.parquet', hive_partitioning = true, union_by_name = true"
-            source = f"(SELECT * FROM read_parquet({files}) UNION ALL BY NAME {source[1:-1]})"
-        con.execute(f"CREATE OR REPLACE VIEW {table}_raw AS SELECT * FROM {source}")
+            source = (
+                f"(SELECT * FROM read_parquet({files}, filename = true) "
+                f"UNION ALL BY NAME SELECT *, NULL::DATE AS date, NULL::VARCHAR AS filename FROM {empty})"
+            )
+        else:
+            source = f"(SELECT *, NULL::DATE AS date, NULL::VARCHAR AS filename FROM {empty})"
+        con.execute(f"CREATE OR REPLACE VIEW {table}_raw AS SELECT * EXCLUDE (filename) FROM {source}")
+        # One filter on the file name each, which DuckDB applies to the file list before opening any.
+        narrow = _window_filter(PARTITION_TIME[table]) if table in WINDOWED_TABLES else "true"
+        compacted = f"filename LIKE '%/{COMPACTED_PREFIX}%'"
+        for part, test in (("compacted", compacted), ("fresh", f"NOT ({compacted})"), ("scan", "true")):
+            con.execute(
+                f"CREATE OR REPLACE VIEW {table}_{part} AS SELECT * EXCLUDE (filename) FROM {source} "
+                f"WHERE {test} AND {narrow}"
+            )
     for table, keys in ROW_KEYS.items():
         view = "llm_calls_unique" if table == "llm_calls" else table  # llm_calls needs more, below
-        con.execute(_DEDUPED.format(view=view, table=table, keys=", ".join(keys)))
+        matches = " AND ".join(f"c.{k} = f.{k}" for k in (*keys, PARTITION_TIME[table]))
+        con.execute(_DEDUPED.format(view=view, table=table, keys=", ".join(keys), matches=matches))
     con.execute(_LLM_CALLS.format(environment=ENVIRONMENT.format(r="")))
     con.execute(_LLM_CALL_DIMENSIONS)
     con.execute(_DRIFT_TERMS)
     con.execute(_tasks_sql(config))
+
+
+def set_window(con: duckdb.DuckDBPyConnection, since: datetime | None, until: datetime | None) -> None:
+    """Narrow the windowed tables' views to [since, until) plus slack; None, None: read everything."""
+    values: list[object] = [None] * 4
+    if since is not None:
+        start = _utc(since) - WINDOW_SLACK_BEFORE
+        values[0:2] = [start, start.date()]
+    if until is not None:
+        end = _utc(until) + WINDOW_SLACK_AFTER
+        values[2:4] = [end, end.date()]
+    for name, value, kind in zip(_WINDOW_VARIABLES, values, ("TIMESTAMPTZ", "DATE") * 2, strict=True):
+        con.execute(f"SET VARIABLE {name} = ?::{kind}", [value])
+
+
+def _window_filter(time_column: str) -> str:
+    since, since_date, until, until_date = (f"getvariable('{v}')" for v in _WINDOW_VARIABLES)
+    return (
+        f"({since} IS NULL OR (date >= {since_date} AND {time_column} >= {since})) "
+        f"AND ({until} IS NULL OR (date <= {until_date} AND {time_column} < {until}))"
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"window bound {moment} has no time zone; give an aware datetime (UTC)")
+    return moment.astimezone(UTC)
 
 
 def _tasks_sql(config: Config) -> str:

@@ -1,11 +1,18 @@
 """Merge the small Parquet files frequent flushes leave behind, dropping duplicate rows.
 
-Comes in: a store root. Goes out: per date partition, one file in place of many small ones,
-sorted by time and with one row per key (`store.schema.ROW_KEYS`), committed atomically like
-every other file. Must not: make a reader miss a row or fail. So the merged file is committed
-*before* the files it replaces disappear (views dedupe the overlap), and the replaced files are
-only deleted after a grace period, long enough for any query that listed them to finish. The
-pending deletions live in `<root>/compaction/obsolete.tsv` so a restart still deletes them.
+Comes in: a store root. Goes out: per date partition, one `compacted-*` file in place of many
+small `part-*` ones, sorted by time and with one row per key (`store.schema.ROW_KEYS`),
+committed atomically like every other file. Must not: make a reader miss a row or fail. So the
+merged file is committed *before* the files it replaces disappear (views dedupe the overlap), and
+the replaced files are only deleted after a grace period, long enough for any query that listed
+them to finish. The pending deletions live in `<root>/compaction/obsolete.tsv` so a restart
+still deletes them.
+
+Compacted files of a partition never share a key: a new one leaves out rows an older one holds.
+The catalog relies on that to read them without deduping. So small compacted files are merged
+(`merge_compacted`) without a grace period in which both copies would be compacted: the merged
+file first appears under a fresh `part-merge-*` name (its rows are then dropped by the views as
+already compacted), the inputs go, and only then does it take a compacted name.
 DuckDB does the merge, streaming within a memory limit, so a large partition never has to fit in
 memory.
 """
@@ -15,14 +22,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 from store.schema import PARTITION_TIME, ROW_KEYS, TABLES
-from store.writer import fsync_dir, table_dir
+from store.writer import COMPACTED_PREFIX, file_name, fsync_dir, table_dir
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +57,8 @@ def compact(
     for table in TABLES:
         for folder in sorted(table_dir(root, table).glob("date=*")):
             result = compact_partition(root, table, folder, min_files, small_file_bytes, max_input_bytes, grace_s)
-            if result is not None:
-                results.append(result)
+            merged = merge_compacted(table, folder, min_files, small_file_bytes, max_input_bytes)
+            results.extend(r for r in (result, merged) if r is not None)
     delete_obsolete(root)
     return results
 
@@ -67,47 +73,107 @@ def compact_partition(
     grace_s: float,
 ) -> CompactionResult | None:
     pending = _pending(root)
+    # A staged merge left by a crash (see merge_compacted) is taken whatever its size: its rows are compacted.
     small = [
         path
         for path in sorted(folder.glob("part-*.parquet"))
-        if str(path) not in pending and path.stat().st_size < small_file_bytes
+        if str(path) not in pending and (path.stat().st_size < small_file_bytes or path.name.startswith("part-merge-"))
     ]
+    batch = _budget(small, max_input_bytes)
+    if len(batch) < min_files and not any(p.name.startswith("part-merge-") for p in batch):
+        return None
+    final = folder / file_name(compacted=True)
+    tmp = folder / f".{final.name}.tmp"
+    keys = ROW_KEYS[table]
+    older = [str(p) for p in sorted(folder.glob(f"{COMPACTED_PREFIX}*.parquet"))]
+    # Rows an older compacted file holds stay there: compacted files never share a key.
+    unseen = (
+        "WHERE NOT EXISTS (SELECT 1 FROM read_parquet($older, union_by_name = true) o WHERE "
+        + " AND ".join(f"o.{k} = f.{k}" for k in keys)
+        + ")"
+        if older
+        else ""
+    )
+    rows = _copy(
+        f"""SELECT * FROM (
+                SELECT * FROM read_parquet($files, union_by_name = true)
+                QUALIFY row_number() OVER (PARTITION BY {", ".join(keys)} ORDER BY received_at) = 1
+            ) f {unseen}
+            ORDER BY {PARTITION_TIME[table]}""",
+        {"files": [str(p) for p in batch]} | ({"older": older} if older else {}),
+        tmp,
+    )
+    if rows:
+        os.replace(tmp, final)
+        fsync_dir(folder)
+    else:  # every row was compacted already (a crash or a resend): nothing to add
+        tmp.unlink()
+    _mark_obsolete(root, batch, time.time() + grace_s)
+    result = CompactionResult(table, folder.name, len(batch), rows, sum(p.stat().st_size for p in batch),
+                              final.stat().st_size if rows else 0)  # fmt: skip
+    logger.info(
+        "compacted table=%s partition=%s files=%d rows=%d bytes_in=%d bytes_out=%d",
+        table, folder.name, len(batch), rows, result.bytes_in, result.bytes_out,
+    )  # fmt: skip
+    return result
+
+
+def merge_compacted(
+    table: str, folder: Path, min_files: int, small_file_bytes: int, max_input_bytes: int, settle_s: float = 2.0
+) -> CompactionResult | None:
+    """Merge small compacted files into one, in steps after each of which a reader sees every row once."""
+    small = [p for p in sorted(folder.glob(f"{COMPACTED_PREFIX}*.parquet")) if p.stat().st_size < small_file_bytes]
+    batch = _budget(small, max_input_bytes)
+    if len(batch) < min_files:
+        return None
+    bytes_in = sum(p.stat().st_size for p in batch)
+    staged = folder / file_name("merge")
+    tmp = folder / f".{staged.name}.tmp"
+    rows = _copy(
+        f"SELECT * FROM read_parquet($files, union_by_name = true) ORDER BY {PARTITION_TIME[table]}",
+        {"files": [str(p) for p in batch]},
+        tmp,
+    )
+    os.replace(tmp, staged)  # 1. a fresh file whose rows are all compacted: the views drop them
+    fsync_dir(folder)
+    time.sleep(settle_s)  # a query binding its fresh files before step 1 binds its compacted ones before step 2
+    for path in batch:  # 2. the rows are now only in the staged file (a query that listed these retries)
+        path.unlink()
+    final = folder / file_name(compacted=True)
+    os.link(staged, final)  # 3. compacted again; the fresh copy is anti-joined away
+    fsync_dir(folder)
+    staged.unlink()  # 4.
+    fsync_dir(folder)
+    logger.info("merged compacted table=%s partition=%s files=%d rows=%d", table, folder.name, len(batch), rows)
+    return CompactionResult(table, folder.name, len(batch), rows, bytes_in, final.stat().st_size)
+
+
+def _budget(paths: list[Path], max_input_bytes: int) -> list[Path]:
+    """Oldest names first; stop at the input budget, the rest waits for the next round."""
     batch, total = [], 0
-    for path in small:  # oldest names first; stop at the input budget, the rest waits for the next round
+    for path in paths:
         size = path.stat().st_size
         if batch and total + size > max_input_bytes:
             break
         batch.append(path)
         total += size
-    if len(batch) < min_files:
-        return None
-    final = folder / f"part-c{uuid.uuid4().hex[:12]}.parquet"
-    tmp = folder / f".{final.name}.tmp"
-    keys = ", ".join(ROW_KEYS[table])
+    return batch
+
+
+def _copy(select: str, params: dict, tmp: Path) -> int:
+    """Write the rows of `select` to `tmp` (fsynced); return how many. DuckDB streams within a memory limit."""
     con = duckdb.connect(":memory:", config={"memory_limit": "512MB", "threads": 1})
     try:
         con.execute(
-            f"""COPY (
-                    SELECT * FROM read_parquet($files, union_by_name = true)
-                    QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY received_at) = 1
-                    ORDER BY {PARTITION_TIME[table]}
-                ) TO '{_sql_string(tmp)}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)""",
-            {"files": [str(p) for p in batch]},
+            f"COPY ({select}) TO '{_sql_string(tmp)}' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)",
+            params,
         )
-        rows = con.execute(f"SELECT count(*) FROM read_parquet('{_sql_string(tmp)}')").fetchone()[0]
+        rows = con.execute(f"SELECT count(*) FROM read_parquet('{_sql_string(tmp)}')").fetchall()[0][0]
     finally:
         con.close()
     with open(tmp, "rb") as handle:
         os.fsync(handle.fileno())
-    os.replace(tmp, final)
-    fsync_dir(folder)
-    _mark_obsolete(root, batch, time.time() + grace_s)
-    result = CompactionResult(table, folder.name, len(batch), rows, total, final.stat().st_size)
-    logger.info(
-        "compacted table=%s partition=%s files=%d rows=%d bytes_in=%d bytes_out=%d",
-        table, folder.name, len(batch), rows, total, result.bytes_out,
-    )  # fmt: skip
-    return result
+    return rows
 
 
 def delete_obsolete(root: Path, now: float | None = None) -> int:

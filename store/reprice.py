@@ -42,7 +42,7 @@ class RepriceSummary:
 
 
 def reprice_store(root: Path, pricer: Pricer, progress: Callable[[int, int], None] | None = None) -> RepriceSummary:
-    files = sorted(table_dir(root, "llm_calls").glob("date=*/part-*.parquet"))
+    files = sorted(table_dir(root, "llm_calls").glob("date=*/*.parquet"))
     summary = RepriceSummary()
     for done, path in enumerate(files, 1):
         # A file compaction deleted after its grace period: its rows live in the merged file.

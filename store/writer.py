@@ -18,6 +18,9 @@ import pyarrow.parquet as pq
 from store.schema import PARTITION_TIME, TABLES
 
 PARQUET_OPTIONS = {"compression": "zstd", "compression_level": 3, "use_dictionary": True}
+# Files compaction wrote are named `compacted-*.parquet`: their rows are unique within the partition
+# (see store.compaction), so the catalog's views can skip deduping them. Every other file is `part-*`.
+COMPACTED_PREFIX = "compacted-"
 
 
 def table_dir(root: Path, table: str) -> Path:
@@ -38,14 +41,20 @@ def write_partitioned(root: Path, table: str, data: pa.Table, tag: str = "") -> 
     return written
 
 
-def write_file(folder: Path, data: pa.Table, tag: str = "") -> Path:
+def file_name(tag: str = "", compacted: bool = False) -> str:
+    prefix = COMPACTED_PREFIX if compacted else "part-"
+    return f"{prefix}{tag + '-' if tag else ''}{uuid.uuid4().hex[:12]}.parquet"
+
+
+def write_file(folder: Path, data: pa.Table, tag: str = "", compacted: bool = False, **options: object) -> Path:
+    """`compacted` only for rows known unique in the partition (compaction's output, or a benchmark's)."""
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"part-{tag + '-' if tag else ''}{uuid.uuid4().hex[:12]}.parquet"
+    name = file_name(tag, compacted)
     tmp = folder / f".{name}.tmp"
     final = folder / name
     try:
         with open(tmp, "wb") as sink:
-            pq.write_table(data, sink, **PARQUET_OPTIONS)
+            pq.write_table(data, sink, **(PARQUET_OPTIONS | options))
             sink.flush()
             os.fsync(sink.fileno())
         os.replace(tmp, final)

@@ -17,7 +17,12 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from store.catalog import fetch
+from store.catalog import fetch, set_window
+
+# A query filtering its rows' start (or any time column) on $since/$until exactly this way lets
+# the views read only the partitions around the window (store.catalog.set_window). A query using
+# $since/$until any other way (a previous window, a baseline) gets every partition: always right.
+_WINDOW_CLAUSE = re.compile(r"\(\$(since|until)::TIMESTAMPTZ IS NULL OR \w+(\.\w+)? (>=|<) \$\1::TIMESTAMPTZ\)")
 
 
 @cache
@@ -73,6 +78,13 @@ def run(con: duckdb.DuckDBPyConnection, name: str, group: str = "all", **params:
     unknown = set(params) - wanted
     if unknown:
         raise KeyError(f"query {name} takes no parameter {', '.join(sorted(unknown))}")
-    table = fetch(con, sql, {key: params.get(key) for key in wanted} or None)
+    windowed = "$since" in sql and not re.search(r"\$(since|until)\b", _WINDOW_CLAUSE.sub("", sql))
+    if windowed:
+        set_window(con, params.get("since"), params.get("until"))
+    try:
+        table = fetch(con, sql, {key: params.get(key) for key in wanted} or None)
+    finally:
+        if windowed:
+            set_window(con, None, None)
     assert table is not None, f"query {name} returns no rows"
     return table

@@ -1,0 +1,125 @@
+"""Query benchmark: every named query in store/queries, timed over a generated store.
+
+Builds (or reuses) a store of N LLM calls with bench.store_gen, opens it with store.catalog.connect
+and times each named query (whatever `store.queries.names()` finds at run time) with its default
+parameters (all time), and with a last-7-days and a last-day window where it takes $since; the
+trace queries look up a real trace id. "cold" is the first run on a fresh connection (the OS page
+cache may still hold the files), "warm" the median of --runs more. Prints a table and the peak
+RSS; asserts nothing. See bench/README.md.
+
+    uv run python -m bench.queries                       # 1x: 1,000,000 calls in 200,000 tasks
+    uv run python -m bench.queries --calls 10000000      # the issue-11 size
+    uv run python -m bench.queries --base 100000 --scales 1,10,100   # growth with data volume
+    uv run python -m bench.queries --fresh-files 8       # last day left un-compacted (8 files + 1% resent)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench.store_gen import build_store
+from store.catalog import connect
+from store.queries import load, names, run
+
+WINDOWS = {"all": None, "7d": timedelta(days=7), "1d": timedelta(days=1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=1_000_000, help="LLM calls in the store (default 1,000,000)")
+    parser.add_argument("--base", type=int, help="with --scales: calls at scale 1")
+    parser.add_argument("--scales", default="", help="comma-separated scale factors of --base, e.g. 1,10,100")
+    parser.add_argument("--days", type=int, default=30, help="days the tasks spread over (default 30)")
+    parser.add_argument("--fresh-files", type=int, default=0, help="leave the last day as this many un-compacted files")
+    parser.add_argument("--runs", type=int, default=3, help="warm runs per query; the median is shown (default 3)")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/vigil-bench"), help="where stores are built and kept")
+    parser.add_argument("--rebuild", action="store_true", help="build the store again even if it exists")
+    parser.add_argument("--only", default="", help="comma-separated query names to time (default: all)")
+    parser.add_argument("--threads", type=int, help="DuckDB threads (default: DuckDB's, one per core)")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON lines too")
+    args = parser.parse_args(argv)
+    sizes = [args.base * int(s) for s in args.scales.split(",")] if args.scales else [args.calls]
+    for calls in sizes:
+        root = ensure_store(args.dir, calls, args.days, args.fresh_files, args.rebuild)
+        rows = time_queries(root, args.runs, [n for n in args.only.split(",") if n], args.threads)
+        print(f"\n## {calls:,} LLM calls ({root})")
+        print_table(rows)
+        if args.json:
+            for row in rows:
+                print(json.dumps({"calls": calls, **row}))
+    print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    return 0
+
+
+def ensure_store(base: Path, calls: int, days: int, fresh_files: int, rebuild: bool) -> Path:
+    """The store for this size, built once and reused (its end is pinned in a marker file)."""
+    root = base / f"calls-{calls}-days-{days}-fresh-{fresh_files}"
+    marker = root / "bench-store.json"
+    if marker.exists() and not rebuild:
+        return root
+    if root.exists():
+        import shutil
+
+        shutil.rmtree(root)
+    started = time.perf_counter()
+    print(f"building a store of {calls:,} LLM calls in {root} ...", file=sys.stderr)
+    built = build_store(root, calls, days=days, fresh_last_day=fresh_files)
+    marker.write_text(json.dumps({**built.__dict__, "end": datetime.now(UTC).isoformat()}))
+    print(f"built in {time.perf_counter() - started:.0f} s: {built}", file=sys.stderr)
+    return root
+
+
+def time_queries(root: Path, runs: int, only: list[str], threads: int | None = None) -> list[dict]:
+    con = connect(root)
+    if threads:
+        con.execute(f"SET threads = {threads}")
+    trace_id = con.execute("SELECT trace_id FROM spans_raw USING SAMPLE 1 ROWS").fetchall()[0][0]
+    end = con.execute("SELECT max(start_time) FROM spans_raw").fetchall()[0][0]
+    con.close()
+    rows = []
+    for name in only or names():
+        sql = load(name)
+        windows = ["trace"] if "$trace_id" in sql else (list(WINDOWS) if "$since" in sql else ["all"])
+        for window in windows:
+            params = {"trace_id": trace_id} if window == "trace" else {}
+            if WINDOWS.get(window):
+                params["since"] = end - WINDOWS[window]
+            rows.append({"query": name, "window": window, **_time(root, name, params, runs, threads)})
+    return rows
+
+
+def _time(root: Path, name: str, params: dict, runs: int, threads: int | None) -> dict:
+    con = connect(root)  # a fresh connection: nothing cached from the previous query
+    if threads:
+        con.execute(f"SET threads = {threads}")
+    timings = []
+    for _ in range(runs + 1):
+        started = time.perf_counter()
+        result = run(con, name, **params)
+        timings.append((time.perf_counter() - started) * 1000)
+    con.close()
+    return {
+        "rows": result.num_rows,
+        "cold_ms": round(timings[0], 1),
+        "warm_ms": round(statistics.median(timings[1:]), 1),
+    }
+
+
+def print_table(rows: list[dict]) -> None:
+    print(f"| {'query':<30} | window | {'rows':>7} | cold ms | warm ms |")
+    print(f"|{'-' * 32}|--------|{'-' * 9}|---------|---------|")
+    for r in rows:
+        print(f"| {r['query']:<30} | {r['window']:<6} | {r['rows']:>7} | {r['cold_ms']:>7.0f} | {r['warm_ms']:>7.0f} |")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
