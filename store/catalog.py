@@ -281,6 +281,7 @@ def fetch(con: duckdb.DuckDBPyConnection, sql: str, params: object = None, attem
     """Run `sql` to completion and return its rows (None for a statement without a result)."""
     for attempt in range(1, attempts + 1):
         try:
+            pin_files(con)
             relation = con.sql(sql, params=params)
             # Files are opened while rows are fetched, so the fetch belongs inside the retry.
             return None if relation is None else relation.to_arrow_table()
@@ -290,9 +291,26 @@ def fetch(con: duckdb.DuckDBPyConnection, sql: str, params: object = None, attem
     raise AssertionError("unreachable")
 
 
+def pin_files(con: duckdb.DuckDBPyConnection) -> None:
+    """Take one listing of the files for the next query, so every view in it reads the same files.
+
+    A view reads the compacted files twice (their rows, and their keys for the anti-join) and the
+    fresh ones once, each a glob of its own; if compaction committed a file between two of them,
+    one query could drop fresh rows as compacted without reading the compacted copy. With the
+    listing pinned (DuckDB variables, applied as file filters) each query sees one state of the
+    folder, and compaction makes every state it passes through read right. Without it (plain
+    `con.sql`), the views read whatever each glob finds.
+    """
+    root = con.execute("SELECT getvariable('vigil_root')").fetchall()[0][0]
+    for table in TABLES:
+        files = [str(p) for p in table_dir(Path(root), table).glob("date=*/*.parquet")] if root else None
+        con.execute(f"SET VARIABLE vigil_files_{table} = ?::VARCHAR[]", [files])
+
+
 def connect(root: str | Path, config: Config | None = None) -> duckdb.DuckDBPyConnection:
     """`config` supplies the outcome rules and budgets the tasks view applies (defaults if None)."""
     con = duckdb.connect(":memory:")
+    con.execute("SET VARIABLE vigil_root = ?", [str(Path(root).resolve())])
     refresh(con, Path(root), config or Config())
     return con
 
@@ -317,10 +335,12 @@ def refresh(con: duckdb.DuckDBPyConnection, root: Path, config: Config | None = 
         # One filter on the file name each, which DuckDB applies to the file list before opening any.
         narrow = _window_filter(PARTITION_TIME[table]) if table in WINDOWED_TABLES else "true"
         compacted = f"filename LIKE '%/{COMPACTED_PREFIX}%'"
+        files = f"getvariable('vigil_files_{table}')"
+        pinned = f"({files} IS NULL OR list_contains({files}, filename))"
         for part, test in (("compacted", compacted), ("fresh", f"NOT ({compacted})"), ("scan", "true")):
             con.execute(
                 f"CREATE OR REPLACE VIEW {table}_{part} AS SELECT * EXCLUDE (filename) FROM {source} "
-                f"WHERE {test} AND {narrow}"
+                f"WHERE {test} AND {pinned} AND {narrow}"
             )
     for table, keys in ROW_KEYS.items():
         view = "llm_calls_unique" if table == "llm_calls" else table  # llm_calls needs more, below

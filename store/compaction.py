@@ -119,7 +119,7 @@ def compact_partition(
 
 
 def merge_compacted(
-    table: str, folder: Path, min_files: int, small_file_bytes: int, max_input_bytes: int, settle_s: float = 2.0
+    table: str, folder: Path, min_files: int, small_file_bytes: int, max_input_bytes: int, settle_s: float = 0.2
 ) -> CompactionResult | None:
     """Merge small compacted files into one, in steps after each of which a reader sees every row once."""
     small = [p for p in sorted(folder.glob(f"{COMPACTED_PREFIX}*.parquet")) if p.stat().st_size < small_file_bytes]
@@ -136,12 +136,16 @@ def merge_compacted(
     )
     os.replace(tmp, staged)  # 1. a fresh file whose rows are all compacted: the views drop them
     fsync_dir(folder)
-    time.sleep(settle_s)  # a query binding its fresh files before step 1 binds its compacted ones before step 2
+    # Each step leaves a state the views read right (store.catalog.pin_files gives a query one
+    # listing); the pauses keep one listing of the folder from straddling two steps.
+    time.sleep(settle_s)
     for path in batch:  # 2. the rows are now only in the staged file (a query that listed these retries)
         path.unlink()
     final = folder / file_name(compacted=True)
+    time.sleep(settle_s)
     os.link(staged, final)  # 3. compacted again; the fresh copy is anti-joined away
     fsync_dir(folder)
+    time.sleep(settle_s)
     staged.unlink()  # 4.
     fsync_dir(folder)
     logger.info("merged compacted table=%s partition=%s files=%d rows=%d", table, folder.name, len(batch), rows)

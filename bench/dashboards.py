@@ -1,0 +1,126 @@
+"""Dashboard benchmark (issue 7): each page's named queries, timed in total, without a browser.
+
+Builds (or reuses) the 1,000,000-call / 200,000-task store of bench.queries and runs, per page,
+the queries the page runs on its first render with the default sidebar (last 7 days, no slice),
+through the dashboards' own data layer (dashboards.data: the filtered views, DuckDB variables and
+st.cache_data, here without a Streamlit server). The sidebar's filter_options runs on every page.
+"first" is a fresh connection and empty cache; "cached" the same page rendered again (the query
+cache answers). Prints a table; asserts nothing. PAGES is checked against the page sources, so a
+page that starts running another query is reported as not benchmarked.
+
+    uv run python -m bench.dashboards                    # 1M calls, 200k tasks
+    uv run python -m bench.dashboards --calls 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import logging
+import resource
+import statistics
+import time
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.queries import ensure_store
+
+REPO = Path(__file__).resolve().parents[1]
+# page → the queries of its first render: (name, group, params, window) with window current | previous | none.
+PAGES: dict[str, list[tuple[str, str, dict, str]]] = {
+    "overview": [
+        *[(q, "all", {}, w) for w in ("current", "previous") for q in
+          ("cost_per_successful_task", "task_latency", "llm_latency_by_model", "unpriced_share")],
+        ("cost_per_successful_task", "day", {}, "current"),
+    ],
+    "cost": [
+        ("cost_per_successful_task", "model", {}, "current"),
+        ("cost_per_successful_task", "day", {}, "current"),
+        ("failed_task_cost_breakdown", "all", {}, "current"),
+        ("most_expensive_tasks", "all", {"limit": 20}, "current"),
+        ("unpriced_share", "all", {}, "current"),
+    ],
+    "latency": [
+        ("llm_latency_by_model", "all", {}, "current"),
+        ("task_latency", "service", {}, "current"),
+        ("llm_errors_by_type", "all", {}, "current"),
+    ],
+    "traces": [
+        ("search_llm_calls", "all", {"text": None, "status": None, "sample_seed": None, "limit": 25}, "current"),
+        ("trace_spans", "all", {"trace_id": "?"}, "none"),
+        ("trace_llm_calls", "all", {"trace_id": "?"}, "none"),
+        ("trace_task", "all", {"trace_id": "?"}, "none"),
+    ],
+}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=1_000_000, help="LLM calls in the store (default 1,000,000)")
+    parser.add_argument("--days", type=int, default=30, help="days the tasks spread over (default 30)")
+    parser.add_argument("--runs", type=int, default=3, help="first renders per page; the median is shown (default 3)")
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/vigil-bench"), help="where stores are built and kept")
+    args = parser.parse_args(argv)
+    _check_pages()
+    root = ensure_store(args.dir, args.calls, args.days, 0, False)
+    logging.getLogger("streamlit").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    print(f"\n## dashboards over {args.calls:,} LLM calls ({root}), window: last 7 days")
+    print("| page     | queries | first render ms (median) | cached re-render ms |")
+    print("|----------|---------|--------------------------|---------------------|")
+    for page, queries in PAGES.items():
+        first = [_render(root, queries, fresh=True)[0] for _ in range(args.runs)]
+        cached = _render(root, queries, fresh=False)[1]
+        print(f"| {page:<8} | {len(queries) + 1:>7} | {statistics.median(first):>24.0f} | {cached:>19.1f} |")
+    print(f"\npeak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    return 0
+
+
+def _render(root: Path, queries: list, fresh: bool) -> tuple[float, float]:
+    """(ms for the page's queries on an empty cache, ms for the same again from the cache)."""
+    from dashboards import data
+    from dashboards.filters import Filters, previous, window
+    from store.catalog import connect
+    from store.config import Config
+    from store.schema import TABLES
+
+    if fresh:
+        data._query.clear()
+        data._connection.clear()
+    store = data.Store(str(root), Config(), tuple(TABLES))
+    now = datetime.now(UTC)
+    since, until = window("7d", now)
+    current = Filters(since=since, until=until)
+    filters = {"current": current, "previous": previous(current, now), "none": None}
+    con = connect(root)
+    trace_id = con.execute("SELECT trace_id FROM spans_raw ORDER BY start_time DESC LIMIT 1").fetchall()[0][0]
+    con.close()
+    timings = []
+    for _ in range(2):
+        started = time.perf_counter()
+        data._query(store, "filter_options", "all", None, ())
+        for name, group, params, which in queries:
+            params = {k: trace_id if v == "?" else v for k, v in params.items()}
+            data._query(store, name, group, filters[which], tuple(sorted(params.items())))
+        timings.append((time.perf_counter() - started) * 1000)
+    return timings[0], timings[1]
+
+
+def _check_pages() -> None:
+    """Warn when a page's source runs a named query PAGES does not list for it."""
+    for page, queries in PAGES.items():
+        tree = ast.parse((REPO / "dashboards" / "app_pages" / f"{page}.py").read_text())
+        used = {
+            node.args[0].value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "query" and node.args
+            and isinstance(node.args[0], ast.Constant)
+        }  # fmt: skip
+        missing = used - {q[0] for q in queries} - {"budget_overruns"}  # only with [budgets] configured
+        if missing:
+            print(f"warning: page {page} also runs {', '.join(sorted(missing))}, not benchmarked")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
