@@ -87,7 +87,7 @@ def query(
     """Rows of the named query; with `filters`, its slice and (unless `window` is False, for queries that take
     their own windows, like the drift comparisons) its time window. A failure stops the page with st.error."""
     try:
-        return _query(current_store(), name, group, filters, window, tuple(sorted(params.items())))
+        return _query(current_store(), name, group, filters, tuple(sorted(params.items())), window)
     except Exception as exc:  # shown to the user, who can act on it; the page stops here
         logger.exception("query failed name=%s", name)
         st.error(f"Query `{name}` failed: {exc}")
@@ -97,7 +97,7 @@ def query(
 
 def filter_options(store: Store) -> dict[str, list[str]]:
     """dimension (service | model | prompt_version | environment) → values present, most used first."""
-    rows = _query(store, "filter_options", "all", None, False, ())
+    rows = _query(store, "filter_options", "all", None, ())
     return {dim: list(group["value"]) for dim, group in rows.groupby("dimension", sort=False)}
 
 
@@ -183,7 +183,12 @@ def _connection(store: Store) -> tuple[duckdb.DuckDBPyConnection, threading.Lock
 
 @st.cache_data(ttl=30, show_spinner=False, max_entries=1000)
 def _query(
-    store: Store, name: str, group: str, filters: Filters | None, windowed: bool, params: tuple[tuple[str, Any], ...]
+    store: Store,
+    name: str,
+    group: str,
+    filters: Filters | None,
+    params: tuple[tuple[str, Any], ...],
+    windowed: bool = True,
 ) -> pd.DataFrame:
     con, lock = _connection(store)
     chosen = (filters.service, filters.model, filters.prompt_version, filters.environment) if filters else ()
