@@ -19,7 +19,6 @@ new files in known tables show up as soon as the query cache (30 s) expires.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import itertools
 import logging
 import threading
@@ -32,9 +31,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboards.filters import Filters
+from store.alerts import evaluate_alerts
 from store.catalog import connect
 from store.config import Config
-from store.queries import GROUPS, names, run
+from store.queries import GROUPS, run
 from store.replay_picks import list_pick_lists, read_picks
 from store.schema import TABLES
 from store.writer import table_dir
@@ -125,20 +125,15 @@ def recorded(table: str, column: str) -> bool:
     return _recorded(current_store(), table, column)
 
 
-def has_query(name: str) -> bool:
-    return name in names()
-
-
 def firing_alerts() -> pd.DataFrame | None:
-    """Every alert rule's result now (store.alerts.evaluate_alerts), one row each; None when vigil has no alerts."""
-    if importlib.util.find_spec("store.alerts") is None:
-        return None
+    """Every alert rule's result now (store.alerts.evaluate_alerts, as `vigil check`), one row each; None
+    (after an st.error) when the rules could not be evaluated."""
     try:
         return _alerts(current_store())
     except Exception as exc:  # shown like a failed query: the page goes on without the section
         logger.exception("alert evaluation failed")
         st.error(f"Evaluating the alert rules failed: {exc}")
-        return pd.DataFrame()
+        return None
 
 
 @st.cache_data(ttl=30, show_spinner=False, max_entries=16)
@@ -154,8 +149,6 @@ def _recorded(store: Store, table: str, column: str) -> bool:
 
 @st.cache_data(ttl=30, show_spinner=False, max_entries=4)
 def _alerts(store: Store) -> pd.DataFrame:
-    from store.alerts import evaluate_alerts
-
     con, lock = _connection(store)
     with lock:
         con.execute("SET search_path = 'main'")  # alerts watch everything, not the sidebar's slice

@@ -10,7 +10,6 @@ run directly on the store.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +21,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from dashboards.kpis import format_usd, format_value
+from store.alerts import evaluate_alerts
 from store.catalog import connect
+from store.config import load_config
 from store.queries import run
 from store.replay_picks import add_pick, read_picks
 from store.schema import LLM_CALLS_SCHEMA, SPANS_SCHEMA
@@ -406,8 +407,24 @@ def test_overview_quality_tiles_and_alerts(store_root: Path) -> None:
     assert tiles["Validation failures"] == format_value(expected["validation_failure_rate"], "percent") == "50.0%"
     headers = [element.value for element in at.subheader]
     assert "Alerts firing now" in headers
-    if importlib.util.find_spec("store.alerts") is None:
-        assert any("Alerts: not available yet" in info.value for info in at.info)
+    assert any("No alert rules are configured" in caption.value for caption in at.caption)
+
+
+def test_overview_shows_the_alerts_that_fire(store_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "vigil.toml"
+    config.write_text(
+        '[[alerts]]\nname = "refusals up"\nmetric = "refusal_rate"\nthreshold = 0.1\nwindow = "7d"\n'
+        "min_samples = 1\n\n"
+        '[[alerts]]\nname = "errors"\nmetric = "error_rate"\nthreshold = 0.5\nwindow = "7d"\nmin_samples = 1\n'
+    )
+    monkeypatch.setenv("VIGIL_CONFIG", str(config))
+    at = _app(range="all")
+    expected = {r.rule: r for r in evaluate_alerts(connect(store_root, load_config(config)), load_config(config))}
+    assert expected["refusals up"].firing and not expected["errors"].firing  # 1 refusal in 5 answers; 1 error in 6
+    assert any("1 of 2 alert rules fire" in error.value for error in at.error)
+    firing = at.dataframe[0].value
+    assert list(firing["rule"]) == ["refusals up"]
+    assert firing["value"].iloc[0] == pytest.approx(expected["refusals up"].value) == pytest.approx(0.2)
 
 
 def test_environment_filter(store_root: Path) -> None:

@@ -33,7 +33,6 @@ def _alerts() -> None:
     st.subheader("Alerts firing now")
     results = firing_alerts()
     if results is None:
-        st.info("Alerts: not available yet. This vigil has no alert rules engine (`store.alerts`).")
         return
     if results.empty:
         st.caption("No alert rules are configured. Add `[alerts]` rules to the config; `vigil check` runs them too.")
