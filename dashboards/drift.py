@@ -8,6 +8,7 @@ drift` and the drift alerts use), with the `[drift]` config's minimum sample siz
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -42,7 +43,16 @@ def render_drift(filters: Filters, prompt_versions: list[str]) -> None:
     if drift.empty:
         st.info("Neither side has calls with an output signature.")
         return
-    st.plotly_chart(drift_distance(drift, config.js_threshold), width="stretch")
+    judged = drift[drift["status"] != "insufficient_data"]
+    if judged.empty:
+        most = drift[["baseline_calls", "current_calls"]].fillna(0).astype(int).max()
+        st.info(
+            f"Too few calls to judge drift: each side needs {config.min_samples} calls with an output signature "
+            f"(`[drift] min_samples`); groups here have at most {most['baseline_calls']} in the baseline and "
+            f"{most['current_calls']} now. Compare a longer window, or another prompt version."
+        )
+    else:
+        st.plotly_chart(drift_distance(judged, config.js_threshold), width="stretch")
     st.caption(
         f"Jensen-Shannon distance of the signature mix (0: same, 1: nothing in common); drift from "
         f"{config.js_threshold:g}; fewer than {config.min_samples} calls on a side is insufficient_data "
@@ -74,9 +84,10 @@ def _sides(filters: Filters, baseline: str, prompt_versions: list[str]) -> dict[
     if len(prompt_versions) < 2:
         st.info("Only one prompt version has calls: compare with the window before instead.")
         return None
+    versions = sorted(prompt_versions, key=_natural)  # the newest version last: it is compared with the one before
     left, right = st.columns(2)
-    old = left.selectbox("Baseline prompt version", prompt_versions, index=1, key="drift_old_prompt")
-    new = right.selectbox("Current prompt version", prompt_versions, index=0, key="drift_new_prompt")
+    old = left.selectbox("Baseline prompt version", versions, index=len(versions) - 2, key="drift_old_prompt")
+    new = right.selectbox("Current prompt version", versions, index=len(versions) - 1, key="drift_new_prompt")
     window = {"baseline_since": filters.since, "baseline_until": filters.until}
     return (
         window
@@ -86,3 +97,8 @@ def _sides(filters: Filters, baseline: str, prompt_versions: list[str]) -> dict[
             "current_prompt": new,
         }
     )
+
+
+def _natural(label: str) -> list[int | str]:
+    """'support@v10' after 'support@v9'."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", label)]

@@ -470,11 +470,13 @@ def test_quality_drift_against_the_window_before(store_root: Path) -> None:
     assert drift.loc["all", "current_calls"] == expected.loc["all", "current_calls"] == 3  # not the failed retry
     assert drift.loc["all", "js_distance"] == pytest.approx(expected.loc["all", "js_distance"])
     assert drift.loc["all", "status"] == "insufficient_data"  # 50 calls a side before anything is called drift
+    assert any("Too few calls to judge drift" in info.value for info in at.info)
     keys = at.dataframe[-1].value
     assert list(zip(keys["key"], keys["change"], strict=True)) == [("policy", "appeared")]
     at.radio(key="drift_baseline").set_value("prompt").run()
     assert not at.exception, at.exception
-    assert at.selectbox(key="drift_old_prompt").value == "support@v2"
+    assert at.selectbox(key="drift_old_prompt").value == "support@v1"  # the newest version against the one before
+    assert at.selectbox(key="drift_new_prompt").value == "support@v2"
 
 
 def test_trace_view_shows_refusal_and_signature(store_root: Path) -> None:
