@@ -3,7 +3,8 @@
 Reads the config (file from env `VIGIL_CONFIG`, settings from `VIGIL_*` env vars, the store from
 `VIGIL_STORE_DATA_DIR`, default `vigil-data`), draws the shared sidebar and runs the chosen page
 from `app_pages/`. An empty store gets a hint on how to send data instead of empty charts.
-It only reads the store; nothing here writes.
+Pages only read the store, except two reviewer actions on the Traces page (dashboards/actions.py):
+recording a task's outcome verdict and picking a call for replay.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def main() -> None:
             st.Page(_PAGES / "overview.py", title="Overview", icon=":material/dashboard:", default=True),
             st.Page(_PAGES / "cost.py", title="Cost", icon=":material/payments:", url_path="cost"),
             st.Page(_PAGES / "traces.py", title="Traces", icon=":material/search:", url_path="traces"),
+            st.Page(_PAGES / "quality.py", title="Quality", icon=":material/verified:", url_path="quality"),
             st.Page(_PAGES / "latency.py", title="Latency & errors", icon=":material/timer:", url_path="latency"),
+            st.Page(_PAGES / "replay.py", title="Replay", icon=":material/replay:", url_path="replay"),
         ]
     )
     render_sidebar(filter_options(store) if not store.is_empty else {})

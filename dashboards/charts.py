@@ -15,6 +15,11 @@ _LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend": {"orientati
 _STATUS_COLOURS = {"error": "#d62728", "ok": "#2ca02c", "unset": "#1f77b4"}
 
 
+def _bar_height(bars: int) -> int:
+    """Few horizontal bars stay slim instead of filling Plotly's default 450 px."""
+    return min(450, 180 + 60 * bars)
+
+
 def daily_trend(daily: pd.DataFrame) -> go.Figure:
     """cost_per_successful_task by day → tasks (bars) and cost per successful task (line, right axis)."""
     rows = daily.sort_values("group")
@@ -126,4 +131,89 @@ def errors_by_type(errors: pd.DataFrame) -> go.Figure:
         labels={"errors": "failed calls", "error_type": "error type"},
         title="LLM errors by type",
     )
+    return figure.update_layout(height=_bar_height(errors["error_type"].nunique()), **_LAYOUT)
+
+
+def rate_by_day(daily: pd.DataFrame, rate: str, calls: str, title: str) -> go.Figure:
+    """quality_by_day → one line per model · prompt version: `rate` by day, with its counts in the hover."""
+    data = daily[daily[calls] > 0].assign(series=lambda d: d["model"] + " · " + d["prompt_version"])
+    figure = px.line(
+        data.sort_values("day"),
+        x="day",
+        y=rate,
+        color="series",
+        markers=True,
+        hover_data=[calls],
+        labels={rate: "rate", "day": "day", "series": "model · prompt version"},
+        title=title,
+    )
+    figure.update_xaxes(type="category")
+    figure.update_yaxes(tickformat=".0%", rangemode="tozero")
+    return figure.update_layout(**_LAYOUT)
+
+
+def time_to_first_token(streams: pd.DataFrame) -> go.Figure:
+    """llm_time_to_first_token → p50 / p90 / p99 time to first token per model and operation."""
+    data = streams.assign(call=streams["model"] + " · " + streams["operation"])
+    long = data.melt(id_vars=["call"], value_vars=["ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms"], var_name="percentile")
+    long["percentile"] = long["percentile"].str.removeprefix("ttft_").str.removesuffix("_ms")
+    figure = px.bar(
+        long,
+        x="value",
+        y="call",
+        color="percentile",
+        barmode="group",
+        orientation="h",
+        labels={"value": "ms to first token", "call": "model · operation"},
+        title="Time to first token (streamed calls)",
+    )
+    return figure.update_layout(height=_bar_height(len(data)), **_LAYOUT)
+
+
+def signature_mix(mix: pd.DataFrame) -> go.Figure:
+    """signature_mix_over_time → the share of each output signature per time bucket, one panel per group."""
+    groups = mix["group"].astype(str).unique()
+    figure = px.bar(
+        mix.assign(group=mix["group"].astype(str)),
+        x="bucket_start",
+        y="share",
+        color="signature",
+        facet_row="group" if len(groups) > 1 else None,
+        hover_data=["calls"],
+        labels={"bucket_start": "", "share": "share of calls"},
+        title="Output signature mix over time",
+    )
+    figure.update_yaxes(tickformat=".0%")
+    height = 300 + 160 * max(len(groups) - 1, 0)
+    return figure.update_layout(barmode="stack", height=height, **_LAYOUT)
+
+
+def drift_distance(drift: pd.DataFrame, threshold: float) -> go.Figure:
+    """signature_drift → JS distance per group, coloured by status, with the drift threshold as a line."""
+    data = drift.assign(group=drift["group"].astype(str)).sort_values("js_distance")
+    figure = px.bar(
+        data,
+        x="js_distance",
+        y="group",
+        color="status",
+        orientation="h",
+        color_discrete_map={"drift": "#d62728", "stable": "#2ca02c", "insufficient_data": "#aaaaaa"},
+        hover_data=["baseline_calls", "current_calls", "top_baseline_signature", "top_current_signature"],
+        labels={"js_distance": "Jensen-Shannon distance", "group": ""},
+        title="Drift against the baseline",
+    )
+    figure.add_vline(x=threshold, line_dash="dash", line_color="#d62728")
+    figure.update_xaxes(range=[0, 1])
+    return figure.update_layout(**_LAYOUT)
+
+
+def replay_runs(runs: pd.DataFrame) -> go.Figure:
+    """replay_runs → per run: refusal rate before and after, and the share of answers that kept their structure."""
+    names = {"refusal_rate_old": "refusal rate, original", "refusal_rate_new": "refusal rate, replayed"}
+    names["structure_match_rate"] = "structure kept"
+    data = runs.assign(run=runs["run_id"] + " (" + runs["verdict"] + ")")
+    long = data.melt(id_vars=["run"], value_vars=list(names), var_name="measure").dropna(subset=["value"])
+    long["measure"] = long["measure"].map(names)
+    figure = px.bar(long, x="value", y="run", color="measure", barmode="group", orientation="h", title="Replay runs")
+    figure.update_xaxes(tickformat=".0%", range=[0, 1])
     return figure.update_layout(**_LAYOUT)

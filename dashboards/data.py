@@ -18,6 +18,8 @@ new files in known tables show up as soon as the query cache (30 s) expires.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import logging
 import threading
 from dataclasses import dataclass
@@ -29,9 +31,11 @@ import pandas as pd
 import streamlit as st
 
 from dashboards.filters import Filters
+from store.alerts import evaluate_alerts
 from store.catalog import connect
 from store.config import Config
 from store.queries import GROUPS, run
+from store.replay_picks import list_pick_lists, read_picks
 from store.schema import TABLES
 from store.writer import table_dir
 
@@ -42,9 +46,15 @@ _PROMPT_LABEL = GROUPS["prompt_version"]
 _FILTERED_VIEWS = {
     "tasks": "model",
     "llm_calls": "coalesce(request_model, response_model)",
+    "llm_call_dimensions": "model",  # read by the llm_calls_in macro, which resolves names when called
 }
-# DuckDB variable → SQL expression it is compared with (model: per view, above).
-_VARIABLES = {"vigil_service": "service_name", "vigil_model": None, "vigil_prompt_version": _PROMPT_LABEL}
+# DuckDB variable → SQL expression it is compared with (model: per view, above), in Filters' order.
+_VARIABLES = {
+    "vigil_service": "service_name",
+    "vigil_model": None,
+    "vigil_prompt_version": _PROMPT_LABEL,
+    "vigil_environment": "environment",
+}
 
 
 @dataclass(frozen=True)
@@ -71,10 +81,13 @@ def current_store() -> Store:
     return st.session_state[_STORE_KEY]
 
 
-def query(name: str, filters: Filters | None = None, group: str = "all", **params: Any) -> pd.DataFrame:
-    """Rows of the named query; with `filters`, its window and slice. A failure stops the page with st.error."""
+def query(
+    name: str, filters: Filters | None = None, group: str = "all", *, window: bool = True, **params: Any
+) -> pd.DataFrame:
+    """Rows of the named query; with `filters`, its slice and (unless `window` is False, for queries that take
+    their own windows, like the drift comparisons) its time window. A failure stops the page with st.error."""
     try:
-        return _query(current_store(), name, group, filters, tuple(sorted(params.items())))
+        return _query(current_store(), name, group, filters, tuple(sorted(params.items())), window)
     except Exception as exc:  # shown to the user, who can act on it; the page stops here
         logger.exception("query failed name=%s", name)
         st.error(f"Query `{name}` failed: {exc}")
@@ -83,9 +96,64 @@ def query(name: str, filters: Filters | None = None, group: str = "all", **param
 
 
 def filter_options(store: Store) -> dict[str, list[str]]:
-    """dimension (service | model | prompt_version) → values present, most used first."""
+    """dimension (service | model | prompt_version | environment) → values present, most used first."""
     rows = _query(store, "filter_options", "all", None, ())
     return {dim: list(group["value"]) for dim, group in rows.groupby("dimension", sort=False)}
+
+
+def clear_cache() -> None:
+    """After the dashboards wrote something (a verdict, a pick), the next run must see it."""
+    _query.clear()
+    _recorded.clear()
+    _picks.clear()
+
+
+def replay_picks() -> dict[str, list[dict[str, str]]]:
+    """Pick list name → the calls picked for replay on the Traces page (store.replay_picks)."""
+    return _picks(current_store())
+
+
+@st.cache_data(ttl=30, show_spinner=False, max_entries=4)
+def _picks(store: Store) -> dict[str, list[dict[str, str]]]:
+    root = Path(store.root)
+    return {name: read_picks(root, name) for name in list_pick_lists(root)}
+
+
+def recorded(table: str, column: str) -> bool:
+    """Whether any stored row of `table` has a value in `column`: files written before vigil recorded a
+    signal (refusals, output signatures) read as NULL there, which must not look like "none happened"."""
+    return _recorded(current_store(), table, column)
+
+
+def firing_alerts() -> pd.DataFrame | None:
+    """Every alert rule's result now (store.alerts.evaluate_alerts, as `vigil check`), one row each; None
+    (after an st.error) when the rules could not be evaluated."""
+    try:
+        return _alerts(current_store())
+    except Exception as exc:  # shown like a failed query: the page goes on without the section
+        logger.exception("alert evaluation failed")
+        st.error(f"Evaluating the alert rules failed: {exc}")
+        return None
+
+
+@st.cache_data(ttl=30, show_spinner=False, max_entries=16)
+def _recorded(store: Store, table: str, column: str) -> bool:
+    con, lock = _connection(store)
+    with lock:  # the raw view: no dedupe needed to find one value; names come from code, never from users
+        return bool(
+            con.execute(
+                f"SELECT count(*) FROM (SELECT 1 FROM main.{table}_raw WHERE {column} IS NOT NULL LIMIT 1)"
+            ).fetchone()[0]
+        )
+
+
+@st.cache_data(ttl=30, show_spinner=False, max_entries=4)
+def _alerts(store: Store) -> pd.DataFrame:
+    con, lock = _connection(store)
+    with lock:
+        con.execute("SET search_path = 'main'")  # alerts watch everything, not the sidebar's slice
+        results = evaluate_alerts(con, store.config)
+    return pd.DataFrame([dataclasses.asdict(result) for result in results])
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)
@@ -108,13 +176,18 @@ def _connection(store: Store) -> tuple[duckdb.DuckDBPyConnection, threading.Lock
 
 @st.cache_data(ttl=30, show_spinner=False, max_entries=1000)
 def _query(
-    store: Store, name: str, group: str, filters: Filters | None, params: tuple[tuple[str, Any], ...]
+    store: Store,
+    name: str,
+    group: str,
+    filters: Filters | None,
+    params: tuple[tuple[str, Any], ...],
+    windowed: bool = True,
 ) -> pd.DataFrame:
     con, lock = _connection(store)
-    chosen = (filters.service, filters.model, filters.prompt_version) if filters else (None, None, None)
-    window = {"since": filters.since, "until": filters.until} if filters else {}
+    chosen = (filters.service, filters.model, filters.prompt_version, filters.environment) if filters else ()
+    window = {"since": filters.since, "until": filters.until} if filters and windowed else {}
     with lock:
         con.execute("SET search_path = 'filtered,main'")
-        for variable, value in zip(_VARIABLES, chosen, strict=True):
+        for variable, value in itertools.zip_longest(_VARIABLES, chosen):
             con.execute(f"SET VARIABLE {variable} = ?::VARCHAR", [value])
         return run(con, name, group=group, **window, **dict(params)).to_pandas()

@@ -1,4 +1,4 @@
-"""The dashboards' shared filters: a time range plus service, model and prompt version.
+"""The dashboards' shared filters: a time range plus service, model, prompt version and environment.
 
 Pure values, no Streamlit: `window(range_key, now)` turns a range into (since, until) and
 `previous(filters)` gives the window of equal length just before, for "change vs before" tiles.
@@ -29,6 +29,7 @@ class Filters:
     service: str | None = None
     model: str | None = None
     prompt_version: str | None = None  # "name@version", as store.queries.GROUPS labels it
+    environment: str | None = None  # the task's deployment.environment(.name) resource attribute
 
 
 def window(range_key: str, now: datetime) -> tuple[datetime | None, datetime | None]:

@@ -26,17 +26,20 @@ class Kpi:
 
 @dataclass(frozen=True)
 class WindowFrames:
-    """One window's rows of cost_per_successful_task, task_latency, llm_latency_by_model, unpriced_share."""
+    """One window's rows of cost_per_successful_task, task_latency, llm_latency_by_model, unpriced_share,
+    refusal_rate and validation_failure_rate (the last two None when the store records no refusals)."""
 
     cost: pd.DataFrame
     latency: pd.DataFrame
     llm: pd.DataFrame
     unpriced: pd.DataFrame
+    refusals: pd.DataFrame | None = None
+    validation: pd.DataFrame | None = None
 
 
 def kpi_values(frames: WindowFrames) -> dict[str, float | None]:
     calls = frames.llm["calls"].sum() if len(frames.llm) else 0
-    return {
+    values = {
         "tasks": _first(frames.cost, "tasks") or 0,
         "success_rate": _first(frames.cost, "success_rate"),
         "cost_per_successful_task": _first(frames.cost, "cost_per_successful_task"),
@@ -46,6 +49,11 @@ def kpi_values(frames: WindowFrames) -> dict[str, float | None]:
         "llm_error_rate": frames.llm["errors"].sum() / calls if calls else None,
         "unpriced_share": float(frames.unpriced["share_of_calls"].sum()) if calls else None,
     }
+    if frames.refusals is not None:
+        values["refusal_rate"] = _first(frames.refusals, "refusal_rate")
+    if frames.validation is not None:
+        values["validation_failure_rate"] = _first(frames.validation, "failure_rate")
+    return values
 
 
 # key → (label, formatter, delta kind, delta colour, help)
@@ -70,6 +78,20 @@ _TILES: dict[str, tuple[str, str, str, DeltaColor, str]] = {
         "inverse",
         "Share of LLM calls with no price: cost totals leave them out (see the Cost page).",
     ),
+    "refusal_rate": (
+        "Refusal rate",
+        "percent",
+        "points",
+        "inverse",
+        "Answered LLM calls flagged as refusals (provider signal or a lexical rule; see the Quality page).",
+    ),
+    "validation_failure_rate": (
+        "Validation failures",
+        "percent",
+        "points",
+        "inverse",
+        "Calls that asked for JSON / a JSON schema and got an output that does not match it.",
+    ),
 }
 
 
@@ -78,6 +100,8 @@ def build_kpis(now: WindowFrames, before: WindowFrames | None) -> list[Kpi]:
     earlier = kpi_values(before) if before is not None else {}
     tiles = []
     for key, (label, kind, delta_kind, colour, help_text) in _TILES.items():
+        if key not in current:
+            continue  # a signal this store does not record
         value, old = current[key], earlier.get(key)
         tiles.append(Kpi(label, format_value(value, kind), _delta(value, old, delta_kind), colour, help_text))
     return tiles

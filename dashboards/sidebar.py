@@ -1,4 +1,4 @@
-"""The shared sidebar: time range, service, model and prompt version, mirrored in the URL.
+"""The shared sidebar: time range, service, model, prompt version and environment, mirrored in the URL.
 
 A link carries the view: on a session's first run the widgets start from `st.query_params`
 (`?range=24h&service=support-bot`), and every run writes the current choices back, leaving out
@@ -17,7 +17,7 @@ from dashboards.filters import DEFAULT_RANGE, RANGES, Filters, window
 _FILTERS_KEY = "vigil_filters"
 ALL = "(all)"  # a selectbox showing None reads "Choose an option", so "no filter" gets a name
 # URL / session key → (label, dimension in filter_options).
-_CHOICES = {"service": "Service", "model": "Model", "prompt_version": "Prompt version"}
+_CHOICES = {"service": "Service", "model": "Model", "prompt_version": "Prompt version", "environment": "Environment"}
 
 
 def render_sidebar(options: dict[str, list[str]]) -> Filters:

@@ -20,14 +20,18 @@ process gets its own) and defines:
 - `llm_calls` also counts a model call recorded twice once: when a framework's LLM span has a
   provider instrumentation's LLM span as its child, only the child (closest to the wire) is
   kept, and it inherits the prompt name/version the parent knew. Prompt name/version missing
-  on a call are taken from the task's root span.
+  on a call are taken from the task's root span, and so is `environment`.
 - `tasks`: one row per root span (an agent task) with its LLM call count, tokens and status.
+  Its `environment` is the root span's `deployment.environment.name` resource attribute (the
+  older `deployment.environment` when only that is set), read from the stored resource JSON, so
+  files written before this column existed answer too.
 - `llm_call_dimensions`: llm_calls with the task dimensions call-level queries group by; the table
   macro `llm_calls_in(since, until, prompt)` and the scalar macros `js_term`, `psi_term` serve the
   drift queries.
 - `logs`, `metrics`: every log record and every metric data point. GenAI log events also feed
   `llm_messages`, whose messages fill the content of the `llm_calls` row they belong to.
 
+Columns added to `store.schema` after files were written read as NULL in those files.
 Run queries through `fetch`: it lists the files once per query and pins the views to that
 listing (`pin_files`), so new files show up without reconnecting and every view in a query reads
 the same files; a plain `con.sql` after it reads the listing of the last `fetch` (before any,
@@ -73,6 +77,12 @@ SELECT * FROM fresh f
 WHERE NOT EXISTS (SELECT 1 FROM {table}_compacted c WHERE {matches})
 """
 
+# The deployment environment of a span, from its resource (OTel semconv 1.27 renamed the key).
+ENVIRONMENT = (
+    "coalesce(json_extract_string({r}resource_attributes, '$.\"deployment.environment.name\"'), "
+    "json_extract_string({r}resource_attributes, '$.\"deployment.environment\"'))"
+)
+
 # A call whose direct child is also an LLM call is the same call seen from a higher layer.
 # Only calls missing a prompt name or version need their parent's or root's: the joins that
 # fill them in are kept to those calls, and to the parents and roots that know a prompt.
@@ -95,6 +105,10 @@ roots AS (
     FROM spans_scan
     WHERE parent_span_id IS NULL AND (prompt_name IS NOT NULL OR prompt_version IS NOT NULL)
     GROUP BY trace_id
+),
+environments AS (
+    SELECT trace_id, any_value({environment}) AS environment
+    FROM spans_scan WHERE parent_span_id IS NULL AND {environment} IS NOT NULL GROUP BY trace_id
 ),
 named AS (
     SELECT * FROM kept WHERE prompt_name IS NOT NULL AND prompt_version IS NOT NULL
@@ -156,8 +170,10 @@ SELECT c.* REPLACE (
              WHEN c.output_format IS NULL AND c.output_type = 'json' AND e.output_format IN ('json', 'markdown', 'text')
                  THEN e.json_error
              ELSE c.validation_error END AS validation_error
-    )
+    ),
+    env.environment
 FROM named c
+LEFT JOIN environments env ON env.trace_id = c.trace_id
 LEFT JOIN event_content e ON e.trace_id = c.trace_id AND e.span_id = c.span_id
 """
 
@@ -259,6 +275,7 @@ SELECT s.trace_id,
        s.prompt_version,
        s.session_id,
        s.user_id,
+       {environment} AS environment,
        s.attributes
 FROM judged s
 LEFT JOIN calls c USING (trace_id)
@@ -328,14 +345,17 @@ def refresh(con: duckdb.DuckDBPyConnection, root: Path, config: Config | None = 
     config = config or Config()
     for table, schema in TABLES.items():
         folder = table_dir(root, table)
+        empty = f"_empty_{table}"
+        con.register(empty, pa.table({f.name: pa.array([], f.type) for f in schema}))
         if any(folder.glob("date=*/*.parquet")):
+            # By name with the typed empty table: a column that no file has yet (files written before it
+            # was added to the schema) reads as NULL instead of failing every query that names it.
+            files = f"'{_sql_string(folder)}/date=*/*.parquet', hive_partitioning = true, union_by_name = true"
             source = (
-                f"read_parquet('{_sql_string(folder)}/date=*/*.parquet', "
-                "hive_partitioning = true, union_by_name = true, filename = true)"
+                f"(SELECT * FROM read_parquet({files}, filename = true) "
+                f"UNION ALL BY NAME SELECT *, NULL::DATE AS date, NULL::VARCHAR AS filename FROM {empty})"
             )
         else:
-            empty = f"_empty_{table}"
-            con.register(empty, pa.table({f.name: pa.array([], f.type) for f in schema}))
             source = f"(SELECT *, NULL::DATE AS date, NULL::VARCHAR AS filename FROM {empty})"
         con.execute(f"CREATE OR REPLACE VIEW {table}_raw AS SELECT * EXCLUDE (filename) FROM {source}")
         # One filter on the file name each, which DuckDB applies to the file list before opening any.
@@ -351,7 +371,7 @@ def refresh(con: duckdb.DuckDBPyConnection, root: Path, config: Config | None = 
     for table in ROW_KEYS:
         con.execute(f"RESET VARIABLE vigil_has_fresh_{table}")
         _define_unique(con, table, fresh=True)  # right for any listing; pin_files narrows it per query
-    con.execute(_LLM_CALLS)
+    con.execute(_LLM_CALLS.format(environment=ENVIRONMENT.format(r="")))
     con.execute(_LLM_CALL_DIMENSIONS)
     con.execute(_DRIFT_TERMS)
     con.execute(_tasks_sql(config))
@@ -406,7 +426,10 @@ def _tasks_sql(config: Config) -> str:
         by_name = _sql_map(budgets.per_task_name_usd, "s.name")
         by_service = _sql_map(budgets.per_service_usd, "s.service_name")
         budget = f"coalesce({by_name}, {by_service})"
-    return _TASKS.format(verdict=label("v.label"), attribute=attribute, is_task=is_task, budget=budget)
+    environment = ENVIRONMENT.format(r="s.")
+    return _TASKS.format(
+        verdict=label("v.label"), attribute=attribute, is_task=is_task, budget=budget, environment=environment
+    )
 
 
 def _sql_map(amounts: dict[str, float], column: str) -> str:

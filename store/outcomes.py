@@ -26,6 +26,14 @@ class VerdictError(ValueError):
     """A verdict that cannot be stored; the message says what to fix."""
 
 
+def check_trace_id(trace_id: object) -> str:
+    """The trace id as stored (lowercase hex); VerdictError when it is not an OTel trace id."""
+    text = str(trace_id).strip().lower()
+    if not _TRACE_ID.match(text) or text == "0" * 32:
+        raise VerdictError(f"trace_id {text!r} must be 32 hex characters (the OTel trace id)")
+    return text
+
+
 def verdict_row(
     trace_id: str,
     outcome: str,
@@ -34,9 +42,7 @@ def verdict_row(
     source: str = "api",
     time_ns: int | None = None,
 ) -> dict[str, Any]:
-    trace_id = str(trace_id).strip().lower()
-    if not _TRACE_ID.match(trace_id) or trace_id == "0" * 32:
-        raise VerdictError(f"trace_id {trace_id!r} must be 32 hex characters (the OTel trace id)")
+    trace_id = check_trace_id(trace_id)
     outcome = str(outcome).strip().lower()
     if not outcome:
         raise VerdictError("outcome must not be empty: use success or failure")

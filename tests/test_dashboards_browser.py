@@ -1,6 +1,8 @@
-"""The real dashboards in a real browser: `python -m streamlit run dashboards/app.py` on a free
-loopback port, rendered by headless Chromium (Streamlit draws in the browser, so only a browser
-shows what a user sees). Skipped when /usr/bin/chromium is not installed.
+"""The real dashboards in a real browser: `python -m streamlit run dashboards/app.py` on a free loopback
+port, every page opened by Playwright driving Debian's headless Chromium (`executable_path`, no browser
+download). Streamlit draws in the browser, so only a browser shows what a user sees: each page must
+draw its Plotly charts and show no exception. Screenshots land in test-artifacts/dashboards/ (ignored
+by git) for a person to look at. Skipped when /usr/bin/chromium is not installed.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.test_dashboards import APP, REFUND_QUESTION, REPO, TRACES, build_store
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
+# COMMON.md's flags; Playwright adds --headless itself.
+CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
     "--no-first-run",
@@ -28,6 +31,21 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+# Streamlit scrolls inside its own container, so a full-page screenshot is the viewport: make it tall.
+VIEWPORT = {"width": 1400, "height": 2400}
+ARTIFACTS = REPO / "test-artifacts" / "dashboards"
+# page → (path and query, a visible text the page must show, Plotly charts it must draw at least). Tables are
+# drawn on a canvas, so their cells are no visible text: the texts are titles, tiles and messages.
+PAGES = {
+    "overview": ("?range=all", "75.0%", 1),  # success rate
+    "cost": ("cost?range=all", "Most expensive tasks", 2),
+    "traces": (f"traces?range=all&trace={TRACES['refund']}", REFUND_QUESTION, 1),  # the waterfall
+    "quality": ("quality?range=all", "Refusal rate by day, model and prompt version", 2),  # a chart's title
+    "latency": ("latency?range=all", "Time to first token", 3),
+    "replay": ("replay?range=all", "No replay runs yet", 0),
+}
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs headless Chromium at /usr/bin/chromium")
 
 
 def _free_port() -> int:
@@ -50,9 +68,9 @@ def _wait_until_responds(url: str, process: subprocess.Popen[bytes], timeout_s: 
     raise AssertionError(f"{url} did not answer within {timeout_s} s")
 
 
-@pytest.fixture
-def dashboards_url(tmp_path: Path) -> Iterator[str]:
-    root = build_store(tmp_path / "data")
+@pytest.fixture(scope="module")
+def dashboards_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = build_store(tmp_path_factory.mktemp("browser") / "data")
     port = _free_port()
     env = os.environ | {"VIGIL_STORE_DATA_DIR": str(root)}
     env.pop("VIGIL_CONFIG", None)
@@ -71,37 +89,56 @@ def dashboards_url(tmp_path: Path) -> Iterator[str]:
             process.wait()
 
 
-def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    profile = tmp_path / f"profile-{time.monotonic_ns()}"
-    command = [str(CHROMIUM), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=15000", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
 
 
-def _dom_showing(tmp_path: Path, url: str, text: str, timeout_s: float = 90.0) -> str:
-    """The rendered DOM once it shows `text`. A cold server's first session spends seconds importing
-    plotly and pandas, which Chromium's virtual time does not wait for, so it may take a few loads."""
-    dom = ""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        dom = _chromium(tmp_path, "--dump-dom", url).stdout
-        if text in dom:
-            return dom
-    raise AssertionError(f"{text!r} never rendered at {url}; last DOM ends {dom[-500:]!r}")
+def _settled(page: Page, text: str, charts: int) -> None:
+    """Wait for the page's text and charts, then for the script run to end (the status widget goes)."""
+    page.get_by_text(text, exact=False).first.wait_for(timeout=120_000)
+    if charts:
+        page.wait_for_function(
+            f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}", timeout=60_000
+        )
+    page.wait_for_function(
+        "!document.querySelector('[data-testid=\"stStatusWidget\"] button')", timeout=60_000
+    )  # the "Stop" button shows while the script runs
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("name", list(PAGES))
+def test_every_page_renders_in_chromium(dashboards_url: str, browser: Browser, name: str) -> None:
+    path, text, charts = PAGES[name]
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(dashboards_url + path, timeout=120_000)
+        _settled(page, text, charts)
+        assert page.locator(".js-plotly-plot").count() >= charts
+        assert page.locator('[data-testid="stException"]').count() == 0, page.locator(
+            '[data-testid="stException"]'
+        ).first.inner_text()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / f"{name}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 20_000  # a blank page is a few KB
+    finally:
+        page.close()
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs headless Chromium at /usr/bin/chromium")
-def test_overview_renders_in_chromium(dashboards_url: str, tmp_path: Path) -> None:
-    url = dashboards_url + "?range=all"
-    dom = _dom_showing(tmp_path, url, "Cost per successful task")
-    assert "Success rate" in dom and "75.0%" in dom  # the tile's value, computed and drawn
-    screenshot = tmp_path / "overview.png"
-    shot = _chromium(tmp_path, f"--screenshot={screenshot}", "--window-size=1400,900", url)
-    assert screenshot.exists(), shot.stderr[-2000:]
-    assert screenshot.stat().st_size > 20_000  # a blank 1400x900 page is under 10 KB
-
-
-@pytest.mark.timeout(300)
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs headless Chromium at /usr/bin/chromium")
-def test_trace_link_opens_the_conversation_in_chromium(dashboards_url: str, tmp_path: Path) -> None:
-    _dom_showing(tmp_path, f"{dashboards_url}traces?range=all&trace={TRACES['refund']}", REFUND_QUESTION)
+def test_sidebar_choice_goes_into_the_link(dashboards_url: str, browser: Browser) -> None:
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(dashboards_url + "?range=all", timeout=120_000)
+        _settled(page, "75.0%", 1)
+        boxes = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]')
+        boxes.nth(4).click()  # time range, service, model, prompt version, environment
+        page.get_by_role("option", name="production").click()
+        page.wait_for_url("**environment=production**", timeout=60_000)
+        _settled(page, "50.0%", 1)  # 1 of the 2 production tasks succeeded
+    finally:
+        page.close()

@@ -140,7 +140,6 @@ def _parser() -> argparse.ArgumentParser:
     add_store_arguments(dashboards)
     dashboards.add_argument("--port", type=int, default=8501, help="port on 127.0.0.1 (default 8501)")
     dashboards.set_defaults(run=_run_dashboards)
-
     replay_cli.add_commands(commands)
     quality_cli.add_commands(commands)
     alerts_cli.add_commands(commands)

@@ -1,10 +1,11 @@
-"""Latency & errors: LLM call percentiles by model and operation, task latency by service, errors by type."""
+"""Latency & errors: LLM call percentiles by model and operation, time to first token of streamed calls,
+task latency by service, errors by type."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from dashboards.charts import errors_by_type, latency_percentiles
+from dashboards.charts import errors_by_type, latency_percentiles, time_to_first_token
 from dashboards.data import query
 from dashboards.sidebar import current_filters
 
@@ -22,6 +23,14 @@ st.dataframe(
     width="stretch",
     column_config={"error_rate": st.column_config.NumberColumn("error rate", format="percent")},
 )
+
+st.subheader("Time to first token")
+streams = query("llm_time_to_first_token", filters)
+if streams.empty:
+    st.caption("No streamed calls with a time to first token in this window.")
+else:
+    st.plotly_chart(time_to_first_token(streams), width="stretch")
+    st.dataframe(streams, hide_index=True, width="stretch")
 
 st.subheader("Task latency by service")
 st.dataframe(query("task_latency", filters, group="service"), hide_index=True, width="stretch")
