@@ -97,6 +97,20 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
+def page_text_showing(url: str, text: str) -> str:
+    """The visible text of `url` in headless Chromium once it shows `text` (for tests of whole deployments)."""
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = chromium.new_page(viewport=VIEWPORT)
+            page.goto(url, timeout=120_000)
+            page.get_by_text(text, exact=False).first.wait_for(timeout=120_000)
+            assert page.locator('[data-testid="stException"]').count() == 0
+            return page.inner_text("body")
+        finally:
+            chromium.close()
+
+
 def _settled(page: Page, text: str, charts: int) -> None:
     """Wait for the page's text and charts, then for the script run to end (the status widget goes)."""
     page.get_by_text(text, exact=False).first.wait_for(timeout=120_000)

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from tests.test_cli import _free_port
-from tests.test_dashboards_browser import CHROMIUM, _dom_showing
+from tests.test_dashboards_browser import CHROMIUM, page_text_showing
 from vigil.up import dashboards_app
 
 VIGIL = [sys.executable, "-m", "vigil"]
@@ -126,7 +126,7 @@ def test_up_loads_demo_serves_dashboards_and_stops_cleanly(tmp_path: Path) -> No
             _wait(lambda: _http_status(f"http://127.0.0.1:{ui_port}/") == 200, "the dashboards", process)
             pid = int(re.search(r"dashboards pid=(\d+)", log.read_text()).group(1))
             if CHROMIUM.exists():  # the Overview, drawn by a real browser over the demo's data
-                dom = _dom_showing(tmp_path, f"http://127.0.0.1:{ui_port}/?range=all", "Cost per successful task")
+                dom = page_text_showing(f"http://127.0.0.1:{ui_port}/?range=all", "Cost per successful task")
                 assert "Success rate" in dom
         else:
             assert "dashboards not started" in log.read_text()
