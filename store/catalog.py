@@ -89,7 +89,7 @@ ENVIRONMENT = (
 # Content that arrived as GenAI log events (llm_messages) fills what the span itself lacks.
 _LLM_CALLS = """
 CREATE OR REPLACE VIEW llm_calls AS
-WITH calls AS NOT MATERIALIZED (SELECT * FROM llm_calls_unique),  -- inlined, so filters reach the files
+WITH calls AS (SELECT * FROM llm_calls_unique),  -- not NOT MATERIALIZED: DuckDB 2.0.1 then counts deduped rows twice
 kept AS (
     SELECT * FROM calls c
     WHERE NOT EXISTS (
@@ -346,7 +346,10 @@ def refresh(con: duckdb.DuckDBPyConnection, root: Path, config: Config | None = 
     for table, schema in TABLES.items():
         folder = table_dir(root, table)
         empty = f"_empty_{table}"
-        con.register(empty, pa.table({f.name: pa.array([], f.type) for f in schema}))
+        # A table, not a registered Arrow object: cursors (other threads' connections) must see it too.
+        con.register("_schema", pa.table({f.name: pa.array([], f.type) for f in schema}))
+        con.execute(f"CREATE OR REPLACE TABLE {empty} AS SELECT * FROM _schema")
+        con.unregister("_schema")
         if any(folder.glob("date=*/*.parquet")):
             # By name with the typed empty table: a column that no file has yet (files written before it
             # was added to the schema) reads as NULL instead of failing every query that names it.

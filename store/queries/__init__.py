@@ -23,7 +23,14 @@ from store.catalog import fetch, set_window
 # A query filtering its rows' start (or any time column) on $since/$until exactly this way lets
 # the views read only the partitions around the window (store.catalog.set_window). A query using
 # $since/$until any other way (a previous window, a baseline) gets every partition: always right.
-_WINDOW_CLAUSE = re.compile(r"\(\$(since|until)::TIMESTAMPTZ IS NULL OR \w+(\.\w+)? (>=|<) \$\1::TIMESTAMPTZ\)")
+# The canonical window: `($since::TIMESTAMPTZ IS NULL OR start_time >= $since::TIMESTAMPTZ)` and its `$until` twin,
+# or the llm_calls_in macro over exactly [$since, $until), which filters the same way; the window's length as a
+# number reads no rows, so it may appear too.
+_WINDOW_CLAUSE = re.compile(
+    r"\(\$(since|until)::TIMESTAMPTZ IS NULL OR \w+(\.\w+)? (>=|<) \$\1::TIMESTAMPTZ\)"
+    r"|llm_calls_in\(\$since::TIMESTAMPTZ, \$until::TIMESTAMPTZ,"
+    r"|epoch\(\$until::TIMESTAMPTZ - \$since::TIMESTAMPTZ\)"
+)
 
 
 @cache
