@@ -81,6 +81,14 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _assert_gone(children: set[int]) -> None:
+    """Every child exits by itself (multiprocessing's resource tracker, for one, only sees its parent's exit)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(_alive(pid) for pid in children):
+        time.sleep(0.2)
+    assert not [pid for pid in children if _alive(pid)], f"left behind: {children}"
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -134,7 +142,7 @@ def test_up_loads_demo_serves_dashboards_and_stops_cleanly(tmp_path: Path) -> No
     finally:
         process.send_signal(signal.SIGINT)
         out, _ = process.communicate(timeout=60)
-    assert not [pid for pid in children if _alive(pid)], f"left behind: {children}"
+    _assert_gone(children)
     assert process.returncode == 0, log.read_text()
     assert f"export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{grpc_port}" in out
     assert f"export OPENAI_BASE_URL=http://127.0.0.1:{sim_port}/v1 OPENAI_API_KEY=sim" in out
@@ -174,10 +182,7 @@ def test_killed_up_leaves_no_process_behind(tmp_path: Path) -> None:
     finally:
         process.kill()
         process.wait(30)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and any(_alive(pid) for pid in children):
-        time.sleep(0.2)
-    assert not [pid for pid in children if _alive(pid)], f"left behind: {children}"
+    _assert_gone(children)
     assert not _listening(ui_port)
 
 
