@@ -32,7 +32,8 @@ REPO = Path(__file__).resolve().parents[1]
 PAGES: dict[str, list[tuple[str, str, dict, str]]] = {
     "overview": [
         *[(q, "all", {}, w) for w in ("current", "previous") for q in
-          ("cost_per_successful_task", "task_latency", "llm_latency_by_model", "unpriced_share")],
+          ("cost_per_successful_task", "task_latency", "llm_latency_by_model", "unpriced_share",
+           "refusal_rate", "validation_failure_rate")],
         ("cost_per_successful_task", "day", {}, "current"),
     ],
     "cost": [
@@ -46,12 +47,19 @@ PAGES: dict[str, list[tuple[str, str, dict, str]]] = {
         ("llm_latency_by_model", "all", {}, "current"),
         ("task_latency", "service", {}, "current"),
         ("llm_errors_by_type", "all", {}, "current"),
+        ("llm_time_to_first_token", "all", {}, "current"),
+    ],
+    "quality": [
+        ("quality_by_day", "all", {}, "current"),
+        ("refusal_examples", "all", {"limit": 20}, "current"),
+        ("validation_failures", "all", {"limit": 20}, "current"),
     ],
     "traces": [
         ("search_llm_calls", "all", {"text": None, "status": None, "sample_seed": None, "limit": 25}, "current"),
         ("trace_spans", "all", {"trace_id": "?"}, "none"),
         ("trace_llm_calls", "all", {"trace_id": "?"}, "none"),
         ("trace_task", "all", {"trace_id": "?"}, "none"),
+        ("trace_llm_call_quality", "all", {"trace_id": "?"}, "none"),
     ],
 }  # fmt: skip
 
