@@ -80,17 +80,6 @@ _WORDS = np.array(
 )
 _HEX = np.array([f"{i:02x}".encode() for i in range(256)], dtype="S2")
 _TS = pa.timestamp("ns", tz="UTC")
-QUALITY_FIELDS = [
-    ("refused", pa.bool_()),
-    ("refusal_rule", pa.string()),
-    ("hedging_rule", pa.string()),
-    ("output_format", pa.string()),
-    ("output_signature", pa.string()),
-    ("output_keys", pa.list_(pa.string())),
-    ("output_length", pa.int64()),
-    ("validation_status", pa.string()),
-    ("validation_error", pa.string()),
-]
 
 
 @dataclass(frozen=True)
@@ -252,7 +241,7 @@ def _day_tables(
         "output_length": pc.utf8_length(output).cast(pa.int64()),
         "validation_status": pa.array(np.where(fmt == "json", np.where(rng.random(n) < 0.04, "fail", "pass"), None)),
     }
-    llm = _framework_records(rng, _table(calls, LLM_CALLS_SCHEMA, QUALITY_FIELDS))
+    llm = _framework_records(rng, _table(calls, LLM_CALLS_SCHEMA))
     status = np.where(rng.random(n_tasks) < 0.05, "error", np.where(rng.random(n_tasks) < 0.7, "ok", "unset"))
     outcome = rng.choice(
         np.array(['{"task.outcome":"success"}', '{"task.outcome":"failure"}', "{}"]), n_tasks, p=[0.6, 0.15, 0.25]
@@ -357,8 +346,8 @@ def _write_day(root: Path, table: str, day: int, data: pa.Table, fresh: int, rng
     return files + [write_file(folder, resent, tag=f"{fresh:020d}")]
 
 
-def _table(columns: dict[str, object], schema: pa.Schema, extra: list[tuple[str, pa.DataType]] = ()) -> pa.Table:
-    fields = list(schema) + [pa.field(name, kind) for name, kind in extra if name not in schema.names]
+def _table(columns: dict[str, object], schema: pa.Schema) -> pa.Table:
+    fields = list(schema)
     n = len(next(iter(columns.values())))
     arrays = [pa.array(columns[f.name], f.type) if f.name in columns else pa.nulls(n, f.type) for f in fields]
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields))

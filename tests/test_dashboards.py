@@ -26,7 +26,7 @@ from store.catalog import connect
 from store.config import load_config
 from store.queries import run
 from store.replay_picks import add_pick, read_picks
-from store.schema import LLM_CALLS_SCHEMA, SPANS_SCHEMA
+from store.schema import LLM_CALLS_SCHEMA, QUALITY_FIELDS, SPANS_SCHEMA
 from store.writer import table_dir, write_file, write_partitioned
 from tests.conftest import wait_for
 from tests.llm_server import ScriptedLLM
@@ -40,18 +40,6 @@ TRACES = {"refund": "a" * 32, "failed": "b" * 32, "yesterday": "c" * 32, "tools"
 REFUSAL_RULE = "en.cannot_assist@1"
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
 VALIDATION_ERROR = "output is not valid JSON: Expecting value at line 1 column 1"
-# The llm_calls columns refusal detection and output signatures add (COMMON contract, branch quality).
-QUALITY_FIELDS = [
-    ("refused", pa.bool_()),
-    ("refusal_rule", pa.string()),
-    ("hedging_rule", pa.string()),
-    ("output_format", pa.string()),
-    ("output_signature", pa.string()),
-    ("output_keys", pa.list_(pa.string())),
-    ("output_length", pa.int64()),
-    ("validation_status", pa.string()),
-    ("validation_error", pa.string()),
-]
 
 
 def _messages(*turns: tuple[str, str]) -> str:
@@ -249,14 +237,10 @@ def build_store(root: Path, quality: bool = True) -> Path:
 
 
 def _write_calls(root: Path, calls: list[dict[str, Any]], quality: bool) -> None:
-    """Real Parquet files as the collector lays them out; with or without the quality columns, whether
-    or not store.schema lists them yet (files with extra columns are read by name)."""
+    """Real Parquet files as the collector lays them out; with the quality columns, or without them as a store
+    written before they existed."""
     schema = LLM_CALLS_SCHEMA
-    if quality:
-        for field in QUALITY_FIELDS:
-            if field[0] not in schema.names:
-                schema = schema.append(pa.field(*field))
-    else:
+    if not quality:
         schema = pa.schema([f for f in schema if f.name not in dict(QUALITY_FIELDS)])
     for day in sorted({call["start_time"].date() for call in calls}):
         rows = [call for call in calls if call["start_time"].date() == day]
