@@ -105,19 +105,7 @@ def waterfall(spans: pd.DataFrame) -> go.Figure:
 
 def latency_percentiles(by_model: pd.DataFrame) -> go.Figure:
     """llm_latency_by_model → p50 / p90 / p99 bars per model and operation."""
-    data = by_model.assign(call=by_model["model"] + " · " + by_model["operation"])
-    long = data.melt(id_vars=["call"], value_vars=["p50_ms", "p90_ms", "p99_ms"], var_name="percentile")
-    figure = px.bar(
-        long,
-        x="value",
-        y="call",
-        color="percentile",
-        barmode="group",
-        orientation="h",
-        labels={"value": "ms", "call": "model · operation"},
-        title="LLM call latency",
-    )
-    return figure.update_layout(**_LAYOUT)
+    return _percentile_bars(by_model, "p{}_ms", "ms", "LLM call latency")
 
 
 def errors_by_type(errors: pd.DataFrame) -> go.Figure:
@@ -154,9 +142,15 @@ def rate_by_day(daily: pd.DataFrame, rate: str, calls: str, title: str) -> go.Fi
 
 def time_to_first_token(streams: pd.DataFrame) -> go.Figure:
     """llm_time_to_first_token → p50 / p90 / p99 time to first token per model and operation."""
-    data = streams.assign(call=streams["model"] + " · " + streams["operation"])
-    long = data.melt(id_vars=["call"], value_vars=["ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms"], var_name="percentile")
-    long["percentile"] = long["percentile"].str.removeprefix("ttft_").str.removesuffix("_ms")
+    figure = _percentile_bars(streams, "ttft_p{}_ms", "ms to first token", "Time to first token (streamed calls)")
+    return figure.update_layout(height=_bar_height(len(streams)))
+
+
+def _percentile_bars(frame: pd.DataFrame, column: str, unit: str, title: str) -> go.Figure:
+    """Grouped horizontal bars of p50 / p90 / p99 per model · operation; `column` names them, {} the percentile."""
+    names = {column.format(p): f"p{p}" for p in (50, 90, 99)}
+    data = frame.assign(call=frame["model"] + " · " + frame["operation"]).rename(columns=names)
+    long = data.melt(id_vars=["call"], value_vars=list(names.values()), var_name="percentile")
     figure = px.bar(
         long,
         x="value",
@@ -164,10 +158,10 @@ def time_to_first_token(streams: pd.DataFrame) -> go.Figure:
         color="percentile",
         barmode="group",
         orientation="h",
-        labels={"value": "ms to first token", "call": "model · operation"},
-        title="Time to first token (streamed calls)",
+        labels={"value": unit, "call": "model · operation"},
+        title=title,
     )
-    return figure.update_layout(height=_bar_height(len(data)), **_LAYOUT)
+    return figure.update_layout(**_LAYOUT)
 
 
 def signature_mix(mix: pd.DataFrame) -> go.Figure:
