@@ -9,6 +9,7 @@ server, LiteLLM proxy) and `anthropic` (the Messages API; optional extra `vigil[
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, Protocol
 
 from replay.rebuild import ChatRequest
@@ -24,6 +25,25 @@ class ProviderError(Exception):
         self.status = status
         self.maybe_billed = maybe_billed
         self.retry_after_s: float | None = None
+
+
+def sdk_error(exc: Exception, sdk: ModuleType) -> ProviderError:
+    """An exception of the `openai` or `anthropic` SDK (generated alike: the same error classes) → ProviderError."""
+    if isinstance(exc, sdk.APITimeoutError):  # before APIConnectionError, its base class
+        return ProviderError(f"timeout: {exc}", retryable=True, maybe_billed=True)
+    if isinstance(exc, sdk.APIConnectionError):
+        return ProviderError(f"connection error: {exc}", retryable=True)
+    status = exc.status_code
+    error = ProviderError(f"HTTP {status}: {exc.message}", retryable=status == 429 or status >= 500, status=status)
+    error.retry_after_s = _retry_after(exc.response.headers.get("retry-after"))
+    return error
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP date: ignored, the backoff applies
 
 
 @dataclass

@@ -23,7 +23,7 @@ except ImportError as exc:  # an optional extra
         "(or `pip install 'vigil[anthropic]'`)"
     ) from exc
 
-from replay.providers import Completion, ProviderError
+from replay.providers import Completion, sdk_error
 from replay.rebuild import ChatRequest
 
 _BODY_PARAMS = ("temperature", "top_p", "top_k")
@@ -52,15 +52,8 @@ class AnthropicProvider:
             kwargs["tools"] = [_tool(t) for t in request.tools]
         try:
             response = self._client.messages.create(model=request.model, messages=messages, **kwargs)
-        except anthropic.APITimeoutError as exc:
-            raise ProviderError(f"timeout: {exc}", retryable=True, maybe_billed=True) from None
-        except anthropic.APIConnectionError as exc:
-            raise ProviderError(f"connection error: {exc}", retryable=True) from None
-        except anthropic.APIStatusError as exc:
-            status = exc.status_code
-            error = ProviderError(f"HTTP {status}: {exc.message}", retryable=status == 429 or status >= 500)
-            error.status = status
-            raise error from None
+        except (anthropic.APITimeoutError, anthropic.APIConnectionError, anthropic.APIStatusError) as exc:
+            raise sdk_error(exc, anthropic) from None
         return _completion(response)
 
 

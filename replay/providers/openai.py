@@ -13,7 +13,7 @@ from typing import Any
 
 import openai
 
-from replay.providers import Completion, ProviderError
+from replay.providers import Completion, ProviderError, sdk_error
 from replay.rebuild import ChatRequest
 
 
@@ -32,16 +32,8 @@ class OpenAIProvider:
             kwargs["tools"] = request.tools
         try:
             response = self._client.chat.completions.create(model=request.model, messages=request.messages, **kwargs)
-        except openai.APITimeoutError as exc:
-            raise ProviderError(f"timeout: {exc}", retryable=True, maybe_billed=True) from None
-        except openai.APIConnectionError as exc:
-            raise ProviderError(f"connection error: {exc}", retryable=True) from None
-        except openai.APIStatusError as exc:
-            status = exc.status_code
-            error = ProviderError(f"HTTP {status}: {exc.message}", retryable=status == 429 or status >= 500)
-            error.status = status
-            error.retry_after_s = _retry_after(exc.response.headers.get("retry-after"))
-            raise error from None
+        except (openai.APITimeoutError, openai.APIConnectionError, openai.APIStatusError) as exc:
+            raise sdk_error(exc, openai) from None
         return _completion(response)
 
 
@@ -75,10 +67,3 @@ def _maybe_json(text: str | None) -> Any:
         return json.loads(text or "")
     except ValueError:
         return text
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None  # an HTTP date: ignored, the backoff applies
