@@ -68,18 +68,14 @@ class Collector:
         self.wal = WriteAheadLog(self.root / "wal", cfg.wal_segment_mib << 20, fsync=cfg.wal_fsync)
         self.location = table_location(self.config.store)
         self.sink = open_sink(self.location, instance_id(self.root / "wal"))
-        self.pipeline = Pipeline(
-            self.root,
-            self.wal,
-            self.counters,
-            max_queue_bytes=cfg.max_queue_mib << 20,
-            flush_interval_s=cfg.flush_interval_s,
-            flush_max_rows=cfg.flush_max_rows,
-            pricer=pricer,
-            decode_workers=cfg.decode_workers,
-            quality=self.config.quality,
-            sink=self.sink,
-        )
+        try:
+            self.pipeline = self._pipeline(pricer)
+        except OSError as exc:  # the store cannot tell what it holds: replaying blind could store rows twice
+            raise ConfigError(
+                f"cannot read the tables at {self.location.describe()}: {exc}. Check that the bucket exists and "
+                "[store] uri, s3_endpoint_url, s3_region and the AWS_* credentials; the write-ahead log keeps "
+                "every acknowledged request until then"
+            ) from None
         # Records logged by a vigil without redaction (or with other rules) are redacted on the way in.
         replayed = self.pipeline.replay([_sanitized(record, redactor) for record in self.wal.recover()])
         if replayed:
@@ -102,6 +98,21 @@ class Collector:
         if self.config.retention.interval_s > 0 and not self.location.is_delta:
             threading.Thread(target=self._retain_periodically, name="retention", daemon=True).start()
         return self
+
+    def _pipeline(self, pricer: Pricer) -> Pipeline:
+        cfg = self.config.collector
+        return Pipeline(
+            self.root,
+            self.wal,
+            self.counters,
+            max_queue_bytes=cfg.max_queue_mib << 20,
+            flush_interval_s=cfg.flush_interval_s,
+            flush_max_rows=cfg.flush_max_rows,
+            pricer=pricer,
+            decode_workers=cfg.decode_workers,
+            quality=self.config.quality,
+            sink=self.sink,
+        )
 
     def _authenticator(self) -> Authenticator:
         """Keys when `[auth] enabled`; refuse to serve a non-loopback address without them."""

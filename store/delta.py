@@ -62,13 +62,8 @@ class DeltaSink:
         self._unsure: dict[str, tuple[int, int]] = {}  # table → (seq, rows) of a write that failed ambiguously
 
     def committed(self) -> dict[str, int]:
-        versions = {}
-        for table in TABLES:
-            dt = _open(self.location, table)
-            version = dt.transaction_version(self.app_id) if dt is not None and self.app_id else None
-            if version:
-                versions[table] = version
-        return versions
+        versions = {table: self._txn_version(table) for table in TABLES} if self.app_id else {}
+        return {table: version for table, version in versions.items() if version}
 
     def write(self, table: str, data: pa.Table, seq: int) -> None:
         data = self._skip_stored(table, data)

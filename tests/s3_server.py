@@ -51,7 +51,7 @@ class S3:
         store = {"data_dir": str(data_dir), "uri": self.uri, "s3_endpoint_url": self.endpoint, "s3_allow_http": True}
         return load_config(env={}, overrides={"store": store, "collector": settings})
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         client = boto3.client("s3", endpoint_url=self.endpoint)
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
         return [item["Key"] for page in pages for item in page.get("Contents", [])]
