@@ -3,7 +3,9 @@
 Comes in: (WAL sequence number, request bytes) pairs from the Export handlers, and on start-up
 the WAL records that were not yet written to Parquet. Decoding runs in worker processes
 (`collector.decode_pool`, which also prices LLM calls); results are taken in WAL order. Goes out:
-Parquet files through `store.writer`, then a WAL checkpoint.
+rows through a `store.location.TableSink` (Parquet files, or Delta commits on object storage), then a
+WAL checkpoint. A record whose rows a table already holds (the sink's `committed()`: a Delta commit
+made just before a crash, before the checkpoint) is not written to that table again on replay.
 Must not: checkpoint a record before its rows are in committed files, or hold more than
 `max_queue_bytes` of requests in memory (`reserve` says no first, and the handler answers
 RESOURCE_EXHAUSTED so the client retries later).
@@ -27,8 +29,8 @@ from collector.selfmetrics import Counters
 from collector.signals import SIGNALS
 from collector.wal import WalRecord, WriteAheadLog
 from store.config import QualityConfig
+from store.location import ParquetSink, TableSink
 from store.pricing import Pricer
-from store.writer import write_partitioned
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +49,12 @@ class Pipeline:
         pricer: Pricer | None = None,
         decode_workers: int = 0,
         quality: QualityConfig | None = None,
+        sink: TableSink | None = None,
     ) -> None:
         self.root = root
+        self.sink = sink or ParquetSink(root)
+        # Per table, the WAL sequence number up to which rows are stored (skipped when replayed).
+        self._committed = self.sink.committed()
         self.wal = wal
         self.counters = counters
         self.max_queue_bytes = max_queue_bytes
@@ -157,6 +163,8 @@ class Pipeline:
             finally:
                 self.release(nbytes)
             for name, table in tables.items():
+                if seq <= self._committed.get(name, 0):
+                    continue  # already in this table (committed before a crash, not yet checkpointed)
                 self._buffers.setdefault(name, []).append(table)
                 self._buffered_rows[name] = self._buffered_rows.get(name, 0) + table.num_rows
             self._buffered_seq = max(self._buffered_seq, seq)
@@ -193,7 +201,7 @@ class Pipeline:
             # `spans` last: a reader that sees a task already sees its LLM calls and messages.
             for name in sorted(self._buffers, key=lambda table: table == "spans"):
                 table = pa.concat_tables(self._buffers[name])
-                write_partitioned(self.root, name, table, tag=f"{self._buffered_seq:020d}")
+                self.sink.write(name, table, self._buffered_seq)
                 # Dropped table by table, so a failure part-way does not write the rest twice.
                 del self._buffers[name]
                 self._buffered_rows.pop(name, None)

@@ -23,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from collector.auth import Authenticator
 from collector.http_server import HttpFrontEnd
+from collector.instance import instance_id
 from collector.pipeline import Pipeline
 from collector.redaction import Redactor
 from collector.selfmetrics import Counters, prometheus_text
@@ -32,6 +33,7 @@ from collector.wal import WalRecord, WriteAheadLog
 from store.compaction import compact
 from store.config import CollectorConfig, Config, ConfigError, parse_listen
 from store.keys import KeyRing, keys_path
+from store.location import open_sink, table_location
 from store.outcomes import record_verdicts
 from store.pricing import Pricer
 from store.retention import apply_retention
@@ -64,17 +66,16 @@ class Collector:
         self.root.mkdir(parents=True, exist_ok=True)
         remove_stale_temp_files(self.root)  # one collector per data dir: no one else is mid-write
         self.wal = WriteAheadLog(self.root / "wal", cfg.wal_segment_mib << 20, fsync=cfg.wal_fsync)
-        self.pipeline = Pipeline(
-            self.root,
-            self.wal,
-            self.counters,
-            max_queue_bytes=cfg.max_queue_mib << 20,
-            flush_interval_s=cfg.flush_interval_s,
-            flush_max_rows=cfg.flush_max_rows,
-            pricer=pricer,
-            decode_workers=cfg.decode_workers,
-            quality=self.config.quality,
-        )
+        self.location = table_location(self.config.store)
+        self.sink = open_sink(self.location, instance_id(self.root / "wal"))
+        try:
+            self.pipeline = self._pipeline(pricer)
+        except OSError as exc:  # the store cannot tell what it holds: replaying blind could store rows twice
+            raise ConfigError(
+                f"cannot read the tables at {self.location.describe()}: {exc}. Check that the bucket exists and "
+                "[store] uri, s3_endpoint_url, s3_region and the AWS_* credentials; the write-ahead log keeps "
+                "every acknowledged request until then"
+            ) from None
         # Records logged by a vigil without redaction (or with other rules) are redacted on the way in.
         replayed = self.pipeline.replay([_sanitized(record, redactor) for record in self.wal.recover()])
         if replayed:
@@ -86,11 +87,32 @@ class Collector:
         self._start_http(ingest, tls)
         if cfg.metrics_log_interval_s > 0:
             threading.Thread(target=self._log_metrics, name="selfmetrics", daemon=True).start()
-        if self.config.store.compaction_interval_s > 0:
+        if self.location.is_delta:
+            # Delta tables are compacted by one job (`vigil compact --every`), not by every collector: optimizers
+            # racing for the same files waste their work, and vacuum needs a single owner.
+            logger.info(
+                "tables are Delta tables at %s; compaction and retention run in `vigil compact`", self.location.uri
+            )
+        elif self.config.store.compaction_interval_s > 0:
             threading.Thread(target=self._compact_periodically, name="compaction", daemon=True).start()
-        if self.config.retention.interval_s > 0:
+        if self.config.retention.interval_s > 0 and not self.location.is_delta:
             threading.Thread(target=self._retain_periodically, name="retention", daemon=True).start()
         return self
+
+    def _pipeline(self, pricer: Pricer) -> Pipeline:
+        cfg = self.config.collector
+        return Pipeline(
+            self.root,
+            self.wal,
+            self.counters,
+            max_queue_bytes=cfg.max_queue_mib << 20,
+            flush_interval_s=cfg.flush_interval_s,
+            flush_max_rows=cfg.flush_max_rows,
+            pricer=pricer,
+            decode_workers=cfg.decode_workers,
+            quality=self.config.quality,
+            sink=self.sink,
+        )
 
     def _authenticator(self) -> Authenticator:
         """Keys when `[auth] enabled`; refuse to serve a non-loopback address without them."""
@@ -162,7 +184,7 @@ class Collector:
                 cfg.max_message_mib << 20,
                 self.readiness,
                 self.metrics_text,
-                lambda rows: record_verdicts(self.root, rows),
+                lambda rows: record_verdicts(self.root, rows, self.sink),
                 _ssl_context(self.config.collector) if tls is not None else None,
             )
         except OSError as exc:

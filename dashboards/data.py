@@ -34,10 +34,9 @@ from dashboards.filters import Filters
 from store.alerts import evaluate_alerts
 from store.catalog import connect
 from store.config import Config
+from store.location import TableLocation, stored_tables, table_location
 from store.queries import GROUPS, run
 from store.replay_picks import list_pick_lists, read_picks
-from store.schema import TABLES
-from store.writer import table_dir
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +70,8 @@ class Store:
 def open_store(root: str | Path, config: Config) -> Store:
     """Look at the folder (cheap: one glob per table) and remember it as this session's store."""
     path = Path(root).resolve()
-    tables = tuple(t for t in TABLES if any(table_dir(path, t).glob("date=*/*.parquet")))
+    location = table_location(config.store)
+    tables = stored_tables(TableLocation(path, location.uri, location.storage_options))
     store = Store(str(path), config, tables)
     st.session_state[_STORE_KEY] = store
     return store

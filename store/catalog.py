@@ -38,6 +38,9 @@ the same files; a plain `con.sql` after it reads the listing of the last `fetch`
 whatever each glob finds). Only a table that had no files at all when connecting needs
 `refresh(con, root)`. A query lists its files before it opens them, so one that starts just as
 compaction deletes a replaced file can miss it: `fetch` retries that case with a fresh listing.
+On a Delta Lake store (`[store] uri`, see store.location) the listing is a snapshot instead: before
+each query `pin_files` registers every table's newest Delta version (store.delta) under the name the
+views read, so the same views, the partition column `date` and every named query work unchanged.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ import duckdb
 import pyarrow as pa
 
 from store.config import Config
+from store.location import table_location
 from store.schema import PARTITION_TIME, ROW_KEYS, TABLES
 from store.writer import COMPACTED_PREFIX, table_dir
 
@@ -307,7 +311,12 @@ def pin_files(con: duckdb.DuckDBPyConnection) -> None:
     folder, and compaction makes every state it passes through read right. Without it (plain
     `con.sql`), the views read whatever each glob finds.
     """
-    root = con.execute("SELECT getvariable('vigil_root')").fetchall()[0][0]
+    root, delta = con.execute("SELECT getvariable('vigil_root'), getvariable('vigil_delta')").fetchall()[0]
+    if delta:  # Delta tables: one snapshot (log version) per table and query plays the listing's part
+        from store.delta import register_snapshots
+
+        register_snapshots(con, delta)
+        return
     for table in TABLES:
         files = [str(p) for p in table_dir(Path(root), table).glob("date=*/*.parquet")] if root else None
         con.execute(f"SET VARIABLE vigil_files_{table} = ?::VARCHAR[]", [files])
@@ -336,13 +345,23 @@ def connect(root: str | Path, config: Config | None = None) -> duckdb.DuckDBPyCo
     # Every view reference reads the footers of its files to bind (union_by_name); files never
     # change in place (a rewrite is a rename, which DuckDB's cache notices), so keep them cached.
     con.execute("SET parquet_metadata_cache = true")
-    con.execute("SET VARIABLE vigil_root = ?", [str(Path(root).resolve())])
+    location = table_location(config.store) if config is not None else None
+    if location is not None and location.is_delta:
+        from store.delta import register_snapshots, snapshot_key
+
+        con.execute("SET VARIABLE vigil_root = NULL")
+        con.execute("SET VARIABLE vigil_delta = ?", [snapshot_key(location)])
+        register_snapshots(con, snapshot_key(location))  # views bind to the registered tables
+    else:
+        con.execute("SET VARIABLE vigil_root = ?", [str(Path(root).resolve())])
+        con.execute("SET VARIABLE vigil_delta = NULL")
     refresh(con, Path(root), config or Config())
     return con
 
 
 def refresh(con: duckdb.DuckDBPyConnection, root: Path, config: Config | None = None) -> None:
     config = config or Config()
+    delta = con.execute("SELECT getvariable('vigil_delta')").fetchall()[0][0]
     for table, schema in TABLES.items():
         folder = table_dir(root, table)
         empty = f"_empty_{table}"
@@ -350,7 +369,12 @@ def refresh(con: duckdb.DuckDBPyConnection, root: Path, config: Config | None = 
         con.register("_schema", pa.table({f.name: pa.array([], f.type) for f in schema}))
         con.execute(f"CREATE OR REPLACE TABLE {empty} AS SELECT * FROM _schema")
         con.unregister("_schema")
-        if any(folder.glob("date=*/*.parquet")):
+        if delta:  # store.delta registers `_delta_<table>` (the newest snapshot) before every query
+            source = (
+                f"(SELECT *, 'delta' AS filename FROM _delta_{table} "
+                f"UNION ALL BY NAME SELECT *, NULL::DATE AS date, NULL::VARCHAR AS filename FROM {empty})"
+            )
+        elif any(folder.glob("date=*/*.parquet")):
             # By name with the typed empty table: a column that no file has yet (files written before it
             # was added to the schema) reads as NULL instead of failing every query that names it.
             files = f"'{_sql_string(folder)}/date=*/*.parquet', hive_partitioning = true, union_by_name = true"

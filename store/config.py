@@ -67,6 +67,16 @@ class StoreConfig:
     compaction_min_files: int = 8
     # Seconds a replaced file stays on disk so queries that listed it can finish.
     compaction_grace_s: float = 300.0
+    # Where the tables live: "" keeps them as plain Parquet under data_dir; "s3://bucket/prefix" (or
+    # "file:///path") makes each table a Delta Lake table there, which several collectors can append to at once.
+    # data_dir stays local either way: it holds the write-ahead log and the collector's state.
+    uri: str = ""
+    # S3-compatible endpoint, e.g. http://127.0.0.1:9000 (MinIO); "" = AWS itself or AWS_ENDPOINT_URL.
+    s3_endpoint_url: str = ""
+    # Bucket region; "" = AWS_REGION / AWS_DEFAULT_REGION. Credentials come only from the AWS_* env vars.
+    s3_region: str = ""
+    # Allow plain http to the endpoint (a loopback MinIO or moto); never needed for AWS.
+    s3_allow_http: bool = False
 
 
 @dataclass(frozen=True)
@@ -250,6 +260,11 @@ class Config:
             raise ConfigError("collector.decode_workers must be 0 or more")
         if self.store.compaction_min_files < 2:
             raise ConfigError("store.compaction_min_files must be at least 2")
+        if self.store.uri and not self.store.uri.startswith(("s3://", "s3a://", "file://")):
+            raise ConfigError(
+                f"store.uri={self.store.uri!r}: use s3://BUCKET/PREFIX (or file:///PATH for Delta tables on a local "
+                'disk), or "" for plain Parquet under store.data_dir'
+            )
         if self.store.compaction_interval_s < 0 or self.store.compaction_grace_s < 0:
             raise ConfigError("store.compaction_interval_s and store.compaction_grace_s must be >= 0")
         if self.collector.flush_interval_s <= 0:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from store.location import TableSink
 from store.schema import OUTCOMES_SCHEMA, content_id
 from store.writer import write_partitioned
 
@@ -67,6 +68,11 @@ def verdict_row(
     return row
 
 
-def record_verdicts(root: Path, rows: list[dict[str, Any]]) -> int:
-    write_partitioned(root, "outcomes", pa.Table.from_pylist(rows, OUTCOMES_SCHEMA), tag="verdict")
+def record_verdicts(root: Path, rows: list[dict[str, Any]], sink: TableSink | None = None) -> int:
+    """Append verdicts: as Parquet under `root`, or through `sink` (store.location) when the store is elsewhere."""
+    data = pa.Table.from_pylist(rows, OUTCOMES_SCHEMA)
+    if sink is None:
+        write_partitioned(root, "outcomes", data, tag="verdict")
+    else:
+        sink.append("outcomes", data)
     return len(rows)

@@ -56,12 +56,12 @@ class CollectorProcess:
         self.runs = 0
         self.process: subprocess.Popen | None = None
 
-    def start(self, timeout_s: float = 60) -> int:
-        """Start on a free port; return the port once it listens."""
+    def start(self, timeout_s: float = 60, grpc_listen: str = "127.0.0.1:0") -> int:
+        """Start on a free port (or `grpc_listen`); return the port once it listens."""
         self.runs += 1
         out = self.logs / f"run-{self.runs}.out"
         command = [sys.executable, "-m", "vigil", "collector", "--data-dir", str(self.data_dir)]
-        command += ["--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"]
+        command += ["--grpc-listen", grpc_listen, "--http-listen", "127.0.0.1:0"]
         with open(out, "w") as stdout, open(self.logs / f"run-{self.runs}.err", "w") as stderr:
             self.process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=self.env, cwd=REPO)
         deadline = time.monotonic() + timeout_s

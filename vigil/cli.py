@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from store.config import Config, ConfigError, load_config
-from vigil import alerts_cli, quality_cli, replay_cli, security_cli, sim_cli
+from vigil import alerts_cli, objstore_cli, quality_cli, replay_cli, security_cli, sim_cli
 from vigil.options import add_store_arguments, existing_store, json_default, load, parse_when, progress
 
 logger = logging.getLogger("vigil")
@@ -97,11 +97,14 @@ def _parser() -> argparse.ArgumentParser:
 
     compact = commands.add_parser(
         "compact",
-        help="merge small Parquet files and drop duplicate rows now",
-        description="Merge small Parquet files (the collector also does this in the background).",
+        help="merge small Parquet files and drop duplicate rows now (Delta stores: optimize + vacuum)",
+        description="Merge small Parquet files (the collector also does this in the background). On a Delta store "
+        "([store] uri) run it as the one compaction job: Delta optimize.compact() then vacuum of files replaced "
+        "more than [store] compaction_grace_s ago (rounded up to whole hours).",
     )
     add_store_arguments(compact)
     compact.add_argument("--min-files", type=int, help="merge a partition from this many small files on (default 8)")
+    objstore_cli.add_compact_arguments(compact)
     compact.set_defaults(run=_run_compact)
 
     reprice = commands.add_parser(
@@ -145,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     alerts_cli.add_commands(commands)
     sim_cli.add_commands(commands)
     security_cli.add_commands(commands)
+    objstore_cli.add_commands(commands)
     return parser
 
 
@@ -234,14 +238,16 @@ def _groups() -> list[str]:
 
 
 def _run_outcome(args: argparse.Namespace) -> int:
+    from store.location import open_sink, table_location
     from store.outcomes import VerdictError, record_verdicts, verdict_row
 
-    root = Path(load(args).store.data_dir)
+    config = load(args)
+    root = Path(config.store.data_dir)
     try:
         row = verdict_row(args.trace_id, args.outcome, args.score, args.comment, args.source)
     except VerdictError as exc:
         raise ConfigError(str(exc)) from None
-    record_verdicts(root, [row])
+    record_verdicts(root, [row], open_sink(table_location(config.store)))
     print(f"recorded {args.outcome} for trace {row['trace_id']}")
     return 0
 
@@ -269,9 +275,13 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_compact(args: argparse.Namespace) -> int:
+    config = load(args)
+    return objstore_cli.run_compact(args, config, lambda: _compact_parquet(args, config))  # Delta, or this
+
+
+def _compact_parquet(args: argparse.Namespace, config: Config) -> int:
     from store.compaction import compact
 
-    config = load(args)
     root = existing_store(config)
     results = compact(
         root, args.min_files or config.store.compaction_min_files, grace_s=config.store.compaction_grace_s

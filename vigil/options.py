@@ -28,7 +28,7 @@ def load(args: argparse.Namespace, collector: dict[str, Any] | None = None, **se
 
 def existing_store(config: Config) -> Path:
     root = Path(config.store.data_dir)
-    if not root.is_dir():
+    if not root.is_dir() and not config.store.uri:  # with a uri the tables are elsewhere; data_dir is local state
         raise ConfigError(f"no store at {root}; start `vigil up --data-dir {root}` first or fix --data-dir")
     return root
 
