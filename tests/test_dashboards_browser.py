@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.test_dashboards import APP, REFUND_QUESTION, REPO, TRACES, build_store
+from vigil.up import dashboards_command
 
 CHROMIUM = Path("/usr/bin/chromium")
 # COMMON.md's flags; Playwright adds --headless itself.
@@ -74,8 +74,7 @@ def dashboards_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     env = os.environ | {"VIGIL_STORE_DATA_DIR": str(root)}
     env.pop("VIGIL_CONFIG", None)
-    command = [sys.executable, "-m", "streamlit", "run", APP, "--server.address", "127.0.0.1"]
-    command += ["--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    command = dashboards_command(port, Path(APP))  # the command `vigil dashboards` runs
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_until_responds(f"http://127.0.0.1:{port}/", process)

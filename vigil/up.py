@@ -67,6 +67,7 @@ def dashboards_command(port: int, app: Path) -> list[str]:
         sys.executable, "-m", "streamlit", "run", str(app),
         "--server.address", "127.0.0.1", "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "minimal",  # no "Deploy" button: vigil is self-hosted
     ]  # fmt: skip
 
 
