@@ -8,6 +8,7 @@ import streamlit as st
 from dashboards.charts import cost_by_group, cost_over_time, daily_trend, failed_cost
 from dashboards.data import current_store, query
 from dashboards.sidebar import current_filters
+from dashboards.trace_links import TRACE_LINK, with_trace_links
 
 _GROUPS = {"model": "Model", "service": "Service", "task": "Task", "prompt_version": "Prompt version"}
 _USD = st.column_config.NumberColumn(format="$%.4f")
@@ -62,13 +63,13 @@ else:
 st.subheader("Most expensive tasks")
 expensive = query("most_expensive_tasks", filters, limit=20)
 st.dataframe(
-    expensive.assign(trace=lambda d: "./traces?trace=" + d["trace_id"]),
+    with_trace_links(expensive),
     hide_index=True,
     width="stretch",
     column_order=["trace", "name", "service_name", "model", "start_time", "outcome", "cost_usd", "llm_calls"]
     + ["unpriced_calls", "duration_ms", "input_tokens", "output_tokens", "budget_usd", "over_budget"],
     column_config={
-        "trace": st.column_config.LinkColumn("trace", display_text=r"trace=(\w{8})"),
+        "trace": TRACE_LINK,
         "cost_usd": _USD,
         "budget_usd": _USD,
     },

@@ -8,6 +8,7 @@ import streamlit as st
 from dashboards.charts import errors_by_type, latency_percentiles, time_to_first_token
 from dashboards.data import query
 from dashboards.sidebar import current_filters
+from dashboards.trace_links import TRACE_LINK, with_trace_links
 
 st.title("Latency & errors")
 filters = current_filters()
@@ -42,11 +43,12 @@ if errors.empty:
 else:
     st.plotly_chart(errors_by_type(errors), width="stretch")
     st.dataframe(
-        errors,
+        with_trace_links(errors, "example_trace_id"),
         hide_index=True,
         width="stretch",
+        column_order=["error_type", "model", "service_name", "errors", "share_of_errors", "last_seen", "trace"],
         column_config={
             "share_of_errors": st.column_config.NumberColumn("share", format="percent"),
-            "example_trace_id": st.column_config.TextColumn("example trace (open it on the Traces page)"),
+            "trace": TRACE_LINK,
         },
     )

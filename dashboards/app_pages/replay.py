@@ -11,6 +11,7 @@ import streamlit as st
 from dashboards.charts import replay_runs
 from dashboards.data import clear_cache, current_store, query, replay_picks
 from dashboards.replay_launch import ReplayRequest, start_replay
+from dashboards.trace_links import TRACE_LINK, with_trace_links
 
 _PERCENT = st.column_config.NumberColumn(format="percent")
 _USD = st.column_config.NumberColumn(format="$%.4f")
@@ -129,11 +130,11 @@ def _picks(picks: dict[str, list[dict[str, str]]]) -> None:
         with st.expander(f"`{name}`: {len(rows)} calls", expanded=len(picks) == 1):
             table = pd.DataFrame(rows)
             st.dataframe(
-                table.assign(trace="./traces?trace=" + table["trace_id"]),
+                with_trace_links(table),
                 hide_index=True,
                 width="stretch",
                 column_order=["trace", "span_id", "picked_at", "source"],
-                column_config={"trace": st.column_config.LinkColumn("trace", display_text=r"trace=(\w{8})")},
+                column_config={"trace": TRACE_LINK},
             )
 
 
