@@ -111,8 +111,9 @@ def page_text_showing(url: str, text: str) -> str:
 
 
 def _settled(page: Page, text: str, charts: int) -> None:
-    """Wait for the page's text and charts, then for the script run to end (the status widget goes)."""
+    """Wait for the page's text, the sidebar and the charts, then for the script run to end (the status widget goes)."""
     page.get_by_text(text, exact=False).first.wait_for(timeout=120_000)
+    page.locator('[data-testid="stSidebar"]').get_by_text("Time range").wait_for(timeout=60_000)
     if charts:
         page.wait_for_function(
             f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}", timeout=60_000
