@@ -561,3 +561,9 @@ def test_empty_store_shows_how_to_send_data(tmp_path: Path, monkeypatch: pytest.
         at.switch_page(page).run()
         assert not at.exception
         assert "OTEL_EXPORTER_OTLP_ENDPOINT" in at.info[0].value
+
+
+def test_usd_amounts_keep_small_costs_visible() -> None:
+    assert [format_usd(v) for v in (1234.5, 1.5, 0.0067, 0.000024, 0.0000249, 0.0)] == [
+        "$1,234", "$1.50", "$0.0067", "$0.000024", "$0.000025", "$0.0000"
+    ]  # fmt: skip

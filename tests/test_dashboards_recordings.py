@@ -77,6 +77,7 @@ def test_overview_numbers_are_the_named_queries(recorded: Path) -> None:
     assert tiles["Tasks"] == str(summary["tasks"]) == str(TASKS_PER_RECORDING * len(RECORDED))
     assert tiles["Total spend"] == format_usd(summary["total_cost_usd"])
     assert summary["total_cost_usd"] > 0, "the recorded OpenAI models are priced"
+    assert tiles["Cost per successful task"] == format_usd(summary["cost_per_successful_task"]) != "$0.0000"
 
 
 def test_a_call_whose_content_came_as_log_events_shows_its_conversation(recorded: Path) -> None:
