@@ -133,6 +133,16 @@ def format_usd(value: float) -> str:
     return f"${value:.{1 - math.floor(math.log10(abs(value)))}f}"
 
 
+def usd_decimals(values: pd.Series | pd.DataFrame) -> int:
+    """Decimals that show the smallest non-zero amount among `values` with two significant digits (4 at least,
+    8 at most), so one table of costs shares one precision and a cheap model's calls do not read $0.0000."""
+    amounts = pd.Series(values.to_numpy().ravel(), dtype="float64").abs()
+    smallest = amounts[amounts > 0].min()
+    if pd.isna(smallest) or smallest >= 0.0001:
+        return 4
+    return min(8, 1 - math.floor(math.log10(smallest)))
+
+
 def _delta(value: float | None, old: float | None, kind: str) -> str | None:
     if value is None or old is None or _nan(value) or _nan(old):
         return None

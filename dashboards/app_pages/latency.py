@@ -6,9 +6,9 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards.charts import errors_by_type, latency_percentiles, time_to_first_token
+from dashboards.columns import TRACE_LINK, with_trace_links
 from dashboards.data import query
 from dashboards.sidebar import current_filters
-from dashboards.trace_links import TRACE_LINK, with_trace_links
 
 st.title("Latency & errors")
 filters = current_filters()

@@ -8,13 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from dashboards.charts import rate_by_day
+from dashboards.columns import TRACE_LINK, with_trace_links
 from dashboards.data import current_store, filter_options, query, recorded
 from dashboards.drift import render_drift
 from dashboards.filters import Filters
 from dashboards.sidebar import current_filters
-from dashboards.trace_links import TRACE_LINK, with_trace_links
-
-_PERCENT = st.column_config.NumberColumn(format="percent")
 
 
 def _refusals(filters: Filters, daily: pd.DataFrame) -> None:
