@@ -18,6 +18,12 @@ def with_trace_links(rows: pd.DataFrame, id_column: str = "trace_id") -> pd.Data
     return rows.assign(trace="./traces?trace=" + rows[id_column].astype("string"))
 
 
+def ms_columns(rows: pd.DataFrame) -> dict[str, st.column_config.NumberColumn]:
+    """column_config entries for every `*_ms` column of `rows`: milliseconds to a tenth, with the unit."""
+    return {name: st.column_config.NumberColumn(name.removesuffix("_ms"), format="%.1f ms") for name in rows
+            if str(name).endswith("_ms")}  # fmt: skip
+
+
 def usd_columns(rows: pd.DataFrame, *columns: str) -> dict[str, st.column_config.NumberColumn]:
     """column_config entries for the USD `columns` of `rows`, all with the decimals their smallest amount needs."""
     present = [c for c in columns if c in rows]
