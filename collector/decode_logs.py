@@ -80,7 +80,7 @@ def decode_logs(request: ExportLogsServiceRequest, received_at_ns: int) -> dict[
                     for row in decode_genai_event(event_name, body, attrs, order):
                         messages.append(row | ids | {"time": time_ns, "received_at": received_at_ns})
                 if event_name in (OUTCOME_EVENT, EVALUATION_EVENT) and ids["trace_id"]:
-                    verdict = _verdict(event_name, ids["trace_id"], attrs, body, time_ns)
+                    verdict = _verdict(event_name, ids["trace_id"], attrs, body, time_ns, common["project"])
                     if verdict is not None:
                         verdicts.append(verdict)
                 order += 1
@@ -91,7 +91,9 @@ def decode_logs(request: ExportLogsServiceRequest, received_at_ns: int) -> dict[
     }
 
 
-def _verdict(name: str, trace_id: str, attrs: dict[str, Any], body: Any, time_ns: int) -> dict[str, Any] | None:
+def _verdict(
+    name: str, trace_id: str, attrs: dict[str, Any], body: Any, time_ns: int, project: str | None
+) -> dict[str, Any] | None:
     """A verdict row from an outcome event; an unusable one stays a plain log record."""
     fields = body if isinstance(body, dict) else {}
     if name == OUTCOME_EVENT:
@@ -105,7 +107,7 @@ def _verdict(name: str, trace_id: str, attrs: dict[str, Any], body: Any, time_ns
         comment = attrs.get("gen_ai.evaluation.explanation")
         source = f"otlp:{attrs.get('gen_ai.evaluation.name', 'evaluation')}"
     try:
-        return verdict_row(trace_id, str(label or ""), score, comment, source, time_ns)
+        return verdict_row(trace_id, str(label or ""), score, comment, source, time_ns, project)
     except VerdictError:
         return None
 

@@ -143,7 +143,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._error(content_type, HTTPStatus.UNAUTHORIZED, grpc.StatusCode.UNAUTHENTICATED, str(exc))
                 return
         if path == OUTCOMES_PATH:
-            self._post_outcomes()
+            self._post_outcomes(project)
             return
         signal = _ROUTES.get(path)
         if signal is None:
@@ -180,8 +180,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _content_type(self) -> str:
         return (self.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
 
-    def _post_outcomes(self) -> None:
-        """Task verdicts as JSON: one `{trace_id, outcome, score?, comment?, source?}` or a list of them."""
+    def _post_outcomes(self, project: str | None) -> None:
+        """Task verdicts as JSON: one `{trace_id, outcome, score?, comment?, source?}` or a list of them; with
+        auth on they judge only traces of the key's `project`."""
         try:
             document = json.loads(self._read_body())
             items = document if isinstance(document, list) else [document]
@@ -192,6 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
                     item.get("score"),
                     item.get("comment"),
                     item.get("source") or "http",
+                    project=project,
                 )
                 for item in items
             ]

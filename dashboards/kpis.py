@@ -120,11 +120,27 @@ def format_value(value: float | None, kind: str) -> str:
 
 
 def format_usd(value: float) -> str:
+    """Dollars to the cent from $1, else four decimals; under a hundredth of a cent, two significant digits
+    (one cheap call costs $0.000024: "$0.0000" would hide it)."""
     if abs(value) >= 100:
         return f"${value:,.0f}"
     if abs(value) >= 1:
         return f"${value:,.2f}"
-    return f"${value:.4f}"
+    if value == 0 or abs(value) >= 0.0001:
+        return f"${value:.4f}"
+    if abs(value) < 1e-9:
+        return "$0"
+    return f"${value:.{1 - math.floor(math.log10(abs(value)))}f}"
+
+
+def usd_decimals(values: pd.Series | pd.DataFrame) -> int:
+    """Decimals that show the smallest non-zero amount among `values` with two significant digits (4 at least,
+    8 at most), so one table of costs shares one precision and a cheap model's calls do not read $0.0000."""
+    amounts = pd.Series(values.to_numpy().ravel(), dtype="float64").abs()
+    smallest = amounts[amounts > 0].min()
+    if pd.isna(smallest) or smallest >= 0.0001:
+        return 4
+    return min(8, 1 - math.floor(math.log10(smallest)))
 
 
 def _delta(value: float | None, old: float | None, kind: str) -> str | None:

@@ -230,22 +230,28 @@ WITH calls AS (
 tools AS (
     SELECT trace_id, count(*) AS tool_calls FROM spans WHERE genai_kind = 'tool' GROUP BY trace_id
 ),
+-- the latest verdict per trace and per project it was sent for (NULL: for any project; see OUTCOMES_SCHEMA)
 verdicts AS (
-    SELECT trace_id,
-           arg_max(outcome, time) AS label,
-           arg_max(source, time) AS source,
-           arg_max(score, time) AS score,
-           arg_max(comment, time) AS comment
-    FROM outcomes GROUP BY trace_id
+    SELECT trace_id, project,
+           arg_max({{'label': outcome, 'source': source, 'score': score, 'comment': comment, 'time': time}}, time) AS v
+    FROM outcomes GROUP BY trace_id, project
+),
+task_spans AS (
+    SELECT s.*,
+           CASE WHEN scoped.v.time > coalesce(unscoped.v.time, '-infinity'::TIMESTAMPTZ) THEN scoped.v
+                ELSE unscoped.v END AS verdict
+    FROM spans s
+    LEFT JOIN verdicts scoped ON scoped.trace_id = s.trace_id AND scoped.project = s.project
+    LEFT JOIN verdicts unscoped ON unscoped.trace_id = s.trace_id AND unscoped.project IS NULL
+    WHERE {is_task}
 ),
 judged AS (
     SELECT s.*,
            {verdict} AS verdict_outcome,
            {attribute} AS attribute_outcome,
            CASE s.status_code WHEN 'error' THEN 'failure' WHEN 'ok' THEN 'success' END AS status_outcome,
-           v.source AS verdict_source, v.score AS outcome_score, v.comment AS outcome_comment
-    FROM spans s LEFT JOIN verdicts v USING (trace_id)
-    WHERE {is_task}
+           s.verdict.source AS verdict_source, s.verdict.score AS outcome_score, s.verdict.comment AS outcome_comment
+    FROM task_spans s
 )
 SELECT s.trace_id,
        s.span_id AS root_span_id,
@@ -455,7 +461,7 @@ def _tasks_sql(config: Config) -> str:
         budget = f"coalesce({by_name}, {by_service})"
     environment = ENVIRONMENT.format(r="s.")
     return _TASKS.format(
-        verdict=label("v.label"), attribute=attribute, is_task=is_task, budget=budget, environment=environment
+        verdict=label("s.verdict.label"), attribute=attribute, is_task=is_task, budget=budget, environment=environment
     )
 
 

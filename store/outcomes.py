@@ -42,6 +42,7 @@ def verdict_row(
     comment: str | None = None,
     source: str = "api",
     time_ns: int | None = None,
+    project: str | None = None,
 ) -> dict[str, Any]:
     trace_id = check_trace_id(trace_id)
     outcome = str(outcome).strip().lower()
@@ -63,8 +64,10 @@ def verdict_row(
         "comment": None if comment is None else str(comment),
         "source": str(source or "api"),
         "received_at": now,
+        "project": project,
     }
-    row["record_id"] = content_id(*(row[k] for k in ("time", "trace_id", "outcome", "score", "comment", "source")))
+    fields = ("time", "trace_id", "outcome", "score", "comment", "source")
+    row["record_id"] = content_id(*(row[k] for k in fields), *([project] if project is not None else []))
     return row
 
 

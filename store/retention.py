@@ -76,7 +76,7 @@ def _apply_partition(
         day = date.fromisoformat(folder.name.removeprefix("date="))
     except ValueError:
         return None
-    files = sorted(folder.glob("part-*.parquet"))
+    files = sorted(folder.glob("*.parquet"))  # fresh and compacted; temporary files are hidden (`.*.tmp`)
     if not files:
         return None
     by_project = "project" in TABLES[table].names and (retention.projects or retention.project_tables)

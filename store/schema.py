@@ -203,6 +203,9 @@ OUTCOMES_SCHEMA = pa.schema(
         ("comment", pa.string()),
         ("source", pa.string()),  # cli | http | otlp:<event or evaluation name> | ...
         ("received_at", _TS),
+        # The project of the API key that sent it: it then judges only a trace of that project. NULL (the CLI,
+        # the dashboards, auth off): it judges the trace whatever its project.
+        ("project", pa.string()),
     ]
 )
 

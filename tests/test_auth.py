@@ -195,3 +195,34 @@ def test_cli_refuses_non_loopback_with_a_clear_message(tmp_path: Path, capsys) -
         main(["collector", "--data-dir", str(tmp_path), "--grpc-listen", "0.0.0.0:0", "--http-listen", "127.0.0.1:0"])
     assert done.value.code == 2
     assert "--allow-unauthenticated" in capsys.readouterr().err
+
+
+def test_a_verdict_judges_only_traces_of_its_keys_project(secured) -> None:
+    """A key's verdict on another project's trace is stored but judges nothing; one from the CLI judges any."""
+    collector, config, key_a, key_b = secured
+    base = f"http://127.0.0.1:{collector.http_port}"
+    exporter = HttpSpanExporter(endpoint=f"{base}/v1/traces", headers={"x-api-key": key_b})
+    assert send_span(exporter, "task-of-b") == SpanExportResult.SUCCESS
+    root = config.store.data_dir
+    trace_id = wait_for(lambda: query(root, "SELECT trace_id FROM tasks"), bool)[0]["trace_id"]
+
+    def post(key: str, outcome: str) -> None:
+        body = json.dumps({"trace_id": trace_id, "outcome": outcome}).encode()
+        assert _post(f"{base}/v1/outcomes", body, {"Content-Type": "application/json", "x-api-key": key})[0] == 200
+
+    def judged() -> tuple[str, str]:
+        row = query(root, "SELECT outcome, outcome_source FROM tasks")[0]
+        return row["outcome"], row["outcome_source"]
+
+    post(key_a, "failure")  # project-a may not judge project-b's task
+    verdicts = "SELECT project, outcome FROM outcomes"
+    assert wait_for(lambda: query(root, verdicts), bool) == [{"project": "project-a", "outcome": "failure"}]
+    assert judged() == ("unknown", "none")
+    post(key_b, "success")
+    assert judged() == ("success", "verdict:http")
+    with pytest.raises(SystemExit, match="0"):
+        main(["outcome", "--data-dir", root, trace_id, "failure", "--project", "project-a"])
+    assert judged() == ("success", "verdict:http")  # the CLI can be scoped too
+    with pytest.raises(SystemExit, match="0"):
+        main(["outcome", "--data-dir", root, trace_id, "failure"])  # the newest, for any project
+    assert judged() == ("failure", "verdict:cli")

@@ -15,12 +15,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboards.kpis import format_usd, format_value
+from dashboards.kpis import format_usd, format_value, usd_decimals
 from store.alerts import evaluate_alerts
 from store.catalog import connect
 from store.config import load_config
@@ -561,3 +562,13 @@ def test_empty_store_shows_how_to_send_data(tmp_path: Path, monkeypatch: pytest.
         at.switch_page(page).run()
         assert not at.exception
         assert "OTEL_EXPORTER_OTLP_ENDPOINT" in at.info[0].value
+
+
+def test_usd_amounts_keep_small_costs_visible() -> None:
+    assert [format_usd(v) for v in (1234.5, 1.5, 0.0067, 0.000024, 0.0000249, 0.0)] == [
+        "$1,234", "$1.50", "$0.0067", "$0.000024", "$0.000025", "$0.0000"
+    ]  # fmt: skip
+    # one precision per table, from its smallest non-zero amount (NaN for unpriced calls is ignored)
+    assert usd_decimals(pd.DataFrame({"a": [12.5, 0.0067], "b": [0.0, None]})) == 4
+    assert usd_decimals(pd.DataFrame({"a": [12.5, 0.000024], "b": [0.0, None]})) == 6
+    assert usd_decimals(pd.DataFrame({"a": [None, 0.0]})) == 4

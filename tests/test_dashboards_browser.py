@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.test_dashboards import APP, REFUND_QUESTION, REPO, TRACES, build_store
+from vigil.up import dashboards_command
 
 CHROMIUM = Path("/usr/bin/chromium")
 # COMMON.md's flags; Playwright adds --headless itself.
@@ -74,8 +74,7 @@ def dashboards_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = _free_port()
     env = os.environ | {"VIGIL_STORE_DATA_DIR": str(root)}
     env.pop("VIGIL_CONFIG", None)
-    command = [sys.executable, "-m", "streamlit", "run", APP, "--server.address", "127.0.0.1"]
-    command += ["--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    command = dashboards_command(port, Path(APP))  # the command `vigil dashboards` runs
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_until_responds(f"http://127.0.0.1:{port}/", process)
@@ -112,8 +111,9 @@ def page_text_showing(url: str, text: str) -> str:
 
 
 def _settled(page: Page, text: str, charts: int) -> None:
-    """Wait for the page's text and charts, then for the script run to end (the status widget goes)."""
+    """Wait for the page's text, the sidebar and the charts, then for the script run to end (the status widget goes)."""
     page.get_by_text(text, exact=False).first.wait_for(timeout=120_000)
+    page.locator('[data-testid="stSidebar"]').get_by_text("Time range").wait_for(timeout=60_000)
     if charts:
         page.wait_for_function(
             f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}", timeout=60_000

@@ -12,6 +12,7 @@ import pytest
 
 from collector.server import Collector
 from store.catalog import connect, fetch
+from store.compaction import compact
 from store.config import ConfigError, RetentionConfig, load_config
 from store.retention import apply_retention, days_for
 from store.schema import SPANS_SCHEMA
@@ -35,6 +36,21 @@ def _spans(root: Path, days_ago: int, project: str | None, n: int = 3, files: in
         }
         columns = {field.name: rows.get(field.name, [None] * n) for field in SPANS_SCHEMA}
         write_partitioned(root, "spans", pa.table(columns, schema=SPANS_SCHEMA))
+
+
+def _mixed_file(root: Path, start: datetime) -> None:
+    """One file with a span of project short, one of long and one without a project."""
+    rows = {
+        "trace_id": ["aa" * 16, "bb" * 16, "cc" * 16],
+        "span_id": ["01" * 8] * 3,
+        "name": ["mixed-short", "mixed-long", "mixed-none"],
+        "start_time": [start] * 3,
+        "project": ["short", "long", None],
+        "received_at": [start] * 3,
+    }
+    write_partitioned(
+        root, "spans", pa.table({f.name: rows.get(f.name, [None] * 3) for f in SPANS_SCHEMA}, SPANS_SCHEMA)
+    )
 
 
 def _names(root: Path) -> list[tuple[str, int]]:
@@ -78,18 +94,7 @@ def test_only_partitions_past_the_table_limit_are_deleted(tmp_path: Path) -> Non
 def test_per_project_limits_rewrite_mixed_files_and_keep_the_rest(tmp_path: Path) -> None:
     _spans(tmp_path, 10, "short")
     _spans(tmp_path, 10, "long")
-    start = NOW - timedelta(days=10)
-    rows = {
-        "trace_id": ["aa" * 16, "bb" * 16, "cc" * 16],
-        "span_id": ["01" * 8] * 3,
-        "name": ["mixed-short", "mixed-long", "mixed-none"],
-        "start_time": [start] * 3,
-        "project": ["short", "long", None],
-        "received_at": [start] * 3,
-    }
-    write_partitioned(
-        tmp_path, "spans", pa.table({f.name: rows.get(f.name, [None] * 3) for f in SPANS_SCHEMA}, SPANS_SCHEMA)
-    )
+    _mixed_file(tmp_path, NOW - timedelta(days=10))
     _spans(tmp_path, 3, "short")
     retention = RetentionConfig(projects={"short": 7})
     results = apply_retention(tmp_path, retention, now=NOW)
@@ -98,6 +103,19 @@ def test_per_project_limits_rewrite_mixed_files_and_keep_the_rest(tmp_path: Path
     ]
     assert _names(tmp_path) == [("long-10", 3), ("mixed-long", 1), ("mixed-none", 1), ("short-3", 3)]
     assert apply_retention(tmp_path, retention, now=NOW) == [], "nothing left to do"
+
+
+def test_compacted_files_expire_like_fresh_ones(tmp_path: Path) -> None:
+    _spans(tmp_path, 40, None, files=2)
+    _mixed_file(tmp_path, NOW - timedelta(days=10))
+    compact(tmp_path, min_files=1, grace_s=0)
+    assert all(p.name.startswith("compacted-") for p in tmp_path.glob("spans/date=*/*.parquet"))
+    results = apply_retention(tmp_path, RetentionConfig(tables={"spans": 30}, projects={"short": 7}), now=NOW)
+    assert [(r.partition, r.files_deleted, r.files_rewritten) for r in results] == [
+        ("date=2026-10-22", 1, 0),
+        ("date=2026-11-21", 0, 1),
+    ]
+    assert _names(tmp_path) == [("mixed-long", 1), ("mixed-none", 1)]
 
 
 def test_readers_keep_working_while_partitions_are_deleted(tmp_path: Path) -> None:

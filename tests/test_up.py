@@ -14,9 +14,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import grpc
 import openai
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -55,14 +58,16 @@ def _query(data_dir: Path, sql: str) -> list[dict]:
     return json.loads(result.stdout)
 
 
-def _start(data_dir: Path, log: Path, *flags: str) -> tuple[subprocess.Popen, int, int, int, int]:
+def _start(
+    data_dir: Path, log: Path, *flags: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, int, int, int, int]:
     grpc_port, http_port, ui_port, sim_port = _free_port(), _free_port(), _free_port(), _free_port()
     with open(log, "wb") as stderr:  # a file, not a pipe: nobody reads stderr while the test waits
         process = subprocess.Popen(
             [*VIGIL, "up", "--data-dir", str(data_dir), "--grpc-listen", f"127.0.0.1:{grpc_port}",
              "--http-listen", f"127.0.0.1:{http_port}", "--dashboards-port", str(ui_port),
              "--sim-llm-listen", f"127.0.0.1:{sim_port}", *flags],
-            stdout=subprocess.PIPE, stderr=stderr, text=True,
+            stdout=subprocess.PIPE, stderr=stderr, text=True, env=env,
         )  # fmt: skip
     return process, grpc_port, http_port, ui_port, sim_port
 
@@ -166,6 +171,37 @@ def test_up_loads_demo_serves_dashboards_and_stops_cleanly(tmp_path: Path) -> No
         process.communicate(timeout=60)
     assert process.returncode == 0
     assert "loading demo" not in log.read_text()
+
+
+@pytest.mark.timeout(300)
+def test_up_with_auth_loads_the_demo_with_a_key_of_its_own(tmp_path: Path) -> None:
+    """With [auth] enabled the demo sends with a "demo" project key that `up` creates and revokes; others still
+    need a key. A key a killed `up` left active is revoked by the next one."""
+    data_dir, log = tmp_path / "store", tmp_path / "up.log"
+    env = dict(os.environ, VIGIL_AUTH_ENABLED="true")
+    process, grpc_port, *_ = _start(data_dir, log, env=env)
+    try:
+        _wait(lambda: "demo loaded" in log.read_text(), "the demo load", process)
+        projects = "SELECT project, count(*) AS n FROM spans GROUP BY ALL"
+        rows = _wait(lambda: [r for r in _query(data_dir, projects) if r["n"] > 5_000], "demo spans", process)
+        assert [r["project"] for r in _query(data_dir, projects)] == ["demo"] and rows
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel, pytest.raises(grpc.RpcError) as refused:
+            TraceServiceStub(channel).Export(ExportTraceServiceRequest(), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        process.kill()  # no chance to revoke: the next `up` must
+        process.wait(30)
+    keys = json.loads((data_dir / "keys.json").read_text())["keys"]
+    assert [(k["name"], k["revoked_at"] is None) for k in keys] == [("vigil up demo", True)]
+
+    process, *_ = _start(data_dir, log, env=env)
+    try:
+        _wait(lambda: "not loading the demo again" in log.read_text(), "the second start", process)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+    keys = json.loads((data_dir / "keys.json").read_text())["keys"]
+    assert len(keys) == 2 and all(k["revoked_at"] is not None for k in keys)
 
 
 @pytest.mark.skipif(not dashboards_app().exists(), reason="no dashboards app yet")

@@ -80,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     outcome.add_argument("--score", type=float, help="a score to keep with the verdict")
     outcome.add_argument("--comment", help="why")
     outcome.add_argument("--source", default="cli", help="who judged (default: cli)")
+    outcome.add_argument("--project", help="judge the trace only if it belongs to this project (default: any)")
     outcome.set_defaults(run=_run_outcome)
 
     report = commands.add_parser(
@@ -244,7 +245,7 @@ def _run_outcome(args: argparse.Namespace) -> int:
     config = load(args)
     root = Path(config.store.data_dir)
     try:
-        row = verdict_row(args.trace_id, args.outcome, args.score, args.comment, args.source)
+        row = verdict_row(args.trace_id, args.outcome, args.score, args.comment, args.source, project=args.project)
     except VerdictError as exc:
         raise ConfigError(str(exc)) from None
     record_verdicts(root, [row], open_sink(table_location(config.store)))

@@ -37,6 +37,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 from collector.attributes import encode_attributes
 from collector.otlp_json import hex_ids_to_base64
 from store.config import Config
+from store.keys import create_key, keys_path, load_keys, revoke_key
 from vigil.sim_cli import simulator_for_up
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,9 @@ logger = logging.getLogger(__name__)
 DEMO_FILE = Path(__file__).resolve().parents[1] / "sample_data" / "demo" / "demo.otlp.jsonl.gz"
 # Marks a demo load that has not finished: the next `vigil up` sends it all again (rows are deduplicated).
 _LOADING_MARK = ".demo-loading"
+# With [auth] enabled the demo sends with a key of its own, for project "demo", named so a later `up` finds it.
+DEMO_KEY_NAME = "vigil up demo"
+DEMO_PROJECT = "demo"
 LIVE_INTERVAL_S = 5.0
 # argv: parent pid, then the command. 1 = PR_SET_PDEATHSIG (linux/prctl.h).
 _LAUNCHER = (
@@ -63,6 +67,7 @@ def dashboards_command(port: int, app: Path) -> list[str]:
         sys.executable, "-m", "streamlit", "run", str(app),
         "--server.address", "127.0.0.1", "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "minimal",  # no "Deploy" button: vigil is self-hosted
     ]  # fmt: skip
 
 
@@ -135,8 +140,34 @@ def read_recording(path: Path) -> Iterator[ExportTraceServiceRequest]:
                 yield ParseDict(hex_ids_to_base64(record["request"]), ExportTraceServiceRequest())
 
 
+Metadata = tuple[tuple[str, str], ...]
+
+
+@contextlib.contextmanager
+def demo_credentials(config: Config) -> Iterator[Metadata]:
+    """gRPC metadata for the demo's own sends: none with auth off. With auth on, a key for project "demo"
+    that lives as long as this `vigil up`; one a killed `up` left active is revoked first."""
+    if not config.auth.enabled:
+        yield ()
+        return
+    path = keys_path(config)
+    for key in load_keys(path):
+        if key.name == DEMO_KEY_NAME and key.active:
+            revoke_key(path, key.id)
+    record, secret = create_key(path, DEMO_PROJECT, DEMO_KEY_NAME)
+    try:
+        yield (("authorization", f"Bearer {secret}"),)
+    finally:
+        revoke_key(path, record.id)
+
+
 def load_demo(
-    grpc_port: int, data_dir: Path, path: Path = DEMO_FILE, stop: threading.Event | None = None, progress=None
+    grpc_port: int,
+    data_dir: Path,
+    path: Path = DEMO_FILE,
+    stop: threading.Event | None = None,
+    progress=None,
+    metadata: Metadata = (),
 ) -> int:
     """Send every request of the recording to the collector; returns how many were sent."""
     mark = data_dir / _LOADING_MARK
@@ -149,7 +180,7 @@ def load_demo(
         for request in read_recording(path):
             if stop is not None and stop.is_set():
                 return sent  # the mark stays: the next `vigil up` sends it all again
-            export(request, timeout=30, wait_for_ready=True)
+            export(request, timeout=30, wait_for_ready=True, metadata=metadata)
             sent += 1
             if progress:
                 progress(sent, total)
@@ -210,14 +241,16 @@ def _messages(role: str, text: str, **extra: str) -> str:
     return json.dumps([{"role": role, "parts": [{"type": "text", "content": text}], **extra}])
 
 
-def run_live_agent(grpc_port: int, stop: threading.Event, interval_s: float = LIVE_INTERVAL_S) -> None:
+def run_live_agent(
+    grpc_port: int, stop: threading.Event, interval_s: float = LIVE_INTERVAL_S, metadata: Metadata = ()
+) -> None:
     """Send one live task every `interval_s` until `stop`; a failed send is logged and tried again next time."""
     rng = random.Random()
     with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
         export = TraceServiceStub(channel).Export
         while not stop.wait(interval_s):
             try:
-                export(live_request(rng, time.time_ns()), timeout=10)
+                export(live_request(rng, time.time_ns()), timeout=10, metadata=metadata)
             except grpc.RpcError as exc:
                 logger.warning("live demo trace not sent: %s", exc.code())
 
@@ -237,6 +270,8 @@ def run_up(
     with contextlib.ExitStack() as running:
         # The simulator first, so that a taken --sim-llm-listen fails before anything else starts.
         sim_llm = running.enter_context(simulator_for_up(sim_llm_listen)) if demo else None
+        # The key exists before the collector reads its keys, and is revoked only after it stopped.
+        metadata = running.enter_context(demo_credentials(config)) if demo else ()
         collector = running.enter_context(Collector(config))
         try:
             dashboards = start_dashboards(data_dir, dashboards_port, config_path)
@@ -248,12 +283,14 @@ def run_up(
                 logger.warning("no demo data at %s; starting with an empty store", DEMO_FILE)
             elif load:
                 started = time.monotonic()
-                sent = load_demo(collector.grpc_port, data_dir, stop=stop, progress=progress_bar())
+                sent = load_demo(collector.grpc_port, data_dir, stop=stop, progress=progress_bar(), metadata=metadata)
                 logger.info("demo loaded requests=%d s=%.1f", sent, time.monotonic() - started)
             elif demo:
                 logger.info("store at %s already has spans; not loading the demo again", data_dir)
             if demo and not stop.is_set():
-                live = threading.Thread(target=run_live_agent, args=(collector.grpc_port, stop), name="live-demo")
+                live = threading.Thread(
+                    target=run_live_agent, args=(collector.grpc_port, stop, LIVE_INTERVAL_S, metadata), name="live-demo"
+                )
                 live.start()
             while not stop.wait(1.0):
                 if dashboards is not None and dashboards.poll() is not None:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards.charts import cost_by_group, cost_over_time, daily_trend, failed_cost
+from dashboards.columns import PERCENT, TRACE_LINK, usd_columns, with_trace_links
 from dashboards.data import current_store, query
 from dashboards.sidebar import current_filters
 
 _GROUPS = {"model": "Model", "service": "Service", "task": "Task", "prompt_version": "Prompt version"}
-_USD = st.column_config.NumberColumn(format="$%.4f")
-_PERCENT = st.column_config.NumberColumn(format="percent")
 
 st.title("Cost")
 filters = current_filters()
@@ -36,11 +35,8 @@ st.dataframe(
     width="stretch",
     column_config={
         "group": _GROUPS[group],
-        "success_rate": _PERCENT,
-        "total_cost_usd": _USD,
-        "failed_cost_usd": _USD,
-        "cost_per_task": _USD,
-        "cost_per_successful_task": _USD,
+        "success_rate": PERCENT,
+        **usd_columns(by_group, "total_cost_usd", "failed_cost_usd", "cost_per_task", "cost_per_successful_task"),
     },
 )
 
@@ -56,22 +52,18 @@ else:
         breakdown,
         hide_index=True,
         width="stretch",
-        column_config={"cost_usd": _USD, "share_of_failed_cost": _PERCENT},
+        column_config={**usd_columns(breakdown, "cost_usd"), "share_of_failed_cost": PERCENT},
     )
 
 st.subheader("Most expensive tasks")
 expensive = query("most_expensive_tasks", filters, limit=20)
 st.dataframe(
-    expensive.assign(trace=lambda d: "./traces?trace=" + d["trace_id"]),
+    with_trace_links(expensive),
     hide_index=True,
     width="stretch",
     column_order=["trace", "name", "service_name", "model", "start_time", "outcome", "cost_usd", "llm_calls"]
     + ["unpriced_calls", "duration_ms", "input_tokens", "output_tokens", "budget_usd", "over_budget"],
-    column_config={
-        "trace": st.column_config.LinkColumn("trace", display_text=r"trace=(\w{8})"),
-        "cost_usd": _USD,
-        "budget_usd": _USD,
-    },
+    column_config={"trace": TRACE_LINK, **usd_columns(expensive, "cost_usd", "budget_usd")},
 )
 
 st.subheader("Unpriced calls")
@@ -87,7 +79,7 @@ else:
         unpriced,
         hide_index=True,
         width="stretch",
-        column_config={"share_of_calls": _PERCENT, "share_of_tokens": _PERCENT},
+        column_config={"share_of_calls": PERCENT, "share_of_tokens": PERCENT},
     )
 
 st.subheader("Budget overruns")
@@ -103,5 +95,5 @@ else:
             overruns,
             hide_index=True,
             width="stretch",
-            column_config={"cost_usd": _USD, "budget_usd": _USD, "overrun_usd": _USD},
+            column_config=usd_columns(overruns, "cost_usd", "budget_usd", "overrun_usd"),
         )

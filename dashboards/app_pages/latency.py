@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboards.charts import errors_by_type, latency_percentiles, time_to_first_token
+from dashboards.columns import TRACE_LINK, ms_columns, with_trace_links
 from dashboards.data import query
 from dashboards.sidebar import current_filters
 
@@ -21,7 +22,7 @@ st.dataframe(
     by_model,
     hide_index=True,
     width="stretch",
-    column_config={"error_rate": st.column_config.NumberColumn("error rate", format="percent")},
+    column_config={"error_rate": st.column_config.NumberColumn("error rate", format="percent"), **ms_columns(by_model)},
 )
 
 st.subheader("Time to first token")
@@ -30,10 +31,11 @@ if streams.empty:
     st.caption("No streamed calls with a time to first token in this window.")
 else:
     st.plotly_chart(time_to_first_token(streams), width="stretch")
-    st.dataframe(streams, hide_index=True, width="stretch")
+    st.dataframe(streams, hide_index=True, width="stretch", column_config=ms_columns(streams))
 
 st.subheader("Task latency by service")
-st.dataframe(query("task_latency", filters, group="service"), hide_index=True, width="stretch")
+task_latency = query("task_latency", filters, group="service")
+st.dataframe(task_latency, hide_index=True, width="stretch", column_config=ms_columns(task_latency))
 
 st.subheader("Errors")
 errors = query("llm_errors_by_type", filters)
@@ -42,11 +44,12 @@ if errors.empty:
 else:
     st.plotly_chart(errors_by_type(errors), width="stretch")
     st.dataframe(
-        errors,
+        with_trace_links(errors, "example_trace_id"),
         hide_index=True,
         width="stretch",
+        column_order=["error_type", "model", "service_name", "errors", "share_of_errors", "last_seen", "trace"],
         column_config={
             "share_of_errors": st.column_config.NumberColumn("share", format="percent"),
-            "example_trace_id": st.column_config.TextColumn("example trace (open it on the Traces page)"),
+            "trace": TRACE_LINK,
         },
     )

@@ -8,17 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from dashboards.charts import rate_by_day
+from dashboards.columns import TRACE_LINK, with_trace_links
 from dashboards.data import current_store, filter_options, query, recorded
 from dashboards.drift import render_drift
 from dashboards.filters import Filters
 from dashboards.sidebar import current_filters
-
-_PERCENT = st.column_config.NumberColumn(format="percent")
-_TRACE_LINK = st.column_config.LinkColumn("trace", display_text=r"trace=(\w{8})")
-
-
-def _linked(rows: pd.DataFrame) -> pd.DataFrame:
-    return rows.assign(trace="./traces?trace=" + rows["trace_id"])
 
 
 def _refusals(filters: Filters, daily: pd.DataFrame) -> None:
@@ -36,11 +30,11 @@ def _refusals(filters: Filters, daily: pd.DataFrame) -> None:
         return
     st.caption("The newest refused calls and the rule that flagged each (open the trace for the whole conversation).")
     st.dataframe(
-        _linked(examples),
+        with_trace_links(examples),
         hide_index=True,
         width="stretch",
         column_order=["trace", "start_time", "model", "prompt_version", "refusal_rule", "output_preview"],
-        column_config={"trace": _TRACE_LINK},
+        column_config={"trace": TRACE_LINK},
     )
 
 
@@ -58,11 +52,11 @@ def _validation(filters: Filters, daily: pd.DataFrame) -> None:
         st.success("Every output that was asked for a structure matched it.")
         return
     st.dataframe(
-        _linked(failures),
+        with_trace_links(failures),
         hide_index=True,
         width="stretch",
         column_order=["trace", "start_time", "model", "prompt_version", "validation_error", "output_preview"],
-        column_config={"trace": _TRACE_LINK},
+        column_config={"trace": TRACE_LINK},
     )
 
 

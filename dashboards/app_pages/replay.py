@@ -9,11 +9,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboards.charts import replay_runs
+from dashboards.columns import PERCENT, TRACE_LINK, usd_columns, with_trace_links
 from dashboards.data import clear_cache, current_store, query, replay_picks
 from dashboards.replay_launch import ReplayRequest, start_replay
 
-_PERCENT = st.column_config.NumberColumn(format="percent")
-_USD = st.column_config.NumberColumn(format="$%.4f")
 _VERDICTS = {"pass": "✅ pass", "regress": "❌ regress", "incomplete": "⏳ incomplete"}
 
 
@@ -32,11 +31,11 @@ def _runs() -> pd.DataFrame:
         + ["model", "cases_total", "cases_ok", "cases_error", "cases_skipped", "refusal_rate_old"]
         + ["refusal_rate_new", "structure_match_rate", "cost_change", "similarity_mean", "spent_usd", "message"],
         column_config={
-            "refusal_rate_old": _PERCENT,
-            "refusal_rate_new": _PERCENT,
-            "structure_match_rate": _PERCENT,
-            "cost_change": _PERCENT,
-            "spent_usd": _USD,
+            "refusal_rate_old": PERCENT,
+            "refusal_rate_new": PERCENT,
+            "structure_match_rate": PERCENT,
+            "cost_change": PERCENT,
+            **usd_columns(runs, "spent_usd"),
         },
     )
     return runs
@@ -129,11 +128,11 @@ def _picks(picks: dict[str, list[dict[str, str]]]) -> None:
         with st.expander(f"`{name}`: {len(rows)} calls", expanded=len(picks) == 1):
             table = pd.DataFrame(rows)
             st.dataframe(
-                table.assign(trace="./traces?trace=" + table["trace_id"]),
+                with_trace_links(table),
                 hide_index=True,
                 width="stretch",
                 column_order=["trace", "span_id", "picked_at", "source"],
-                column_config={"trace": st.column_config.LinkColumn("trace", display_text=r"trace=(\w{8})")},
+                column_config={"trace": TRACE_LINK},
             )
 
 

@@ -45,8 +45,8 @@ class RecomputeSummary:
 
 
 def recompute_store(root: Path, rules: Rules, progress: Callable[[int, int], None] | None = None) -> RecomputeSummary:
-    jobs = [(p, "llm_calls") for p in sorted(table_dir(root, "llm_calls").glob("date=*/part-*.parquet"))]
-    jobs += [(p, "llm_messages") for p in sorted(table_dir(root, "llm_messages").glob("date=*/part-*.parquet"))]
+    # Every committed file, compacted ones included (temporary files are hidden: `.*.tmp`).
+    jobs = [(p, t) for t in ("llm_calls", "llm_messages") for p in sorted(table_dir(root, t).glob("date=*/*.parquet"))]
     summary = RecomputeSummary()
     for done, (path, table) in enumerate(jobs, 1):
         with contextlib.suppress(FileNotFoundError):  # merged away by compaction: its rows live on
