@@ -60,6 +60,7 @@ def cost_over_time(daily: pd.DataFrame) -> go.Figure:
     figure = go.Figure()
     figure.add_bar(x=data["group"], y=data["failed_cost_usd"], name="spent on failed tasks", marker_color="#d62728")
     figure.add_bar(x=data["group"], y=data["succeeded_or_unknown"], name="other tasks", marker_color="#9ecae1")
+    figure.update_xaxes(type="category")  # as daily_trend: a day is a label, not a span of hours
     return figure.update_layout(barmode="stack", title="Spend by day (USD)", **_LAYOUT)
 
 
@@ -167,8 +168,10 @@ def _percentile_bars(frame: pd.DataFrame, column: str, unit: str, title: str) ->
 def signature_mix(mix: pd.DataFrame) -> go.Figure:
     """signature_mix_over_time → the share of each output signature per time bucket, one panel per group."""
     groups = mix["group"].astype(str).unique()
+    # Buckets as labels ("2026-11-24", or "2026-11-24 13:00" for hours): one bucket must not zoom into its hours.
+    buckets = pd.to_datetime(mix["bucket_start"], utc=True).dt.strftime("%Y-%m-%d %H:%M").str.removesuffix(" 00:00")
     figure = px.bar(
-        mix.assign(group=mix["group"].astype(str)),
+        mix.assign(group=mix["group"].astype(str), bucket_start=buckets).sort_values("bucket_start"),
         x="bucket_start",
         y="share",
         color="signature",
@@ -178,6 +181,7 @@ def signature_mix(mix: pd.DataFrame) -> go.Figure:
         title="Output signature mix over time",
     )
     figure.update_yaxes(tickformat=".0%")
+    figure.update_xaxes(type="category")
     height = 300 + 160 * max(len(groups) - 1, 0)
     return figure.update_layout(barmode="stack", height=height, **_LAYOUT)
 
