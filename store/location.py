@@ -95,6 +95,29 @@ def open_sink(location: TableLocation, app_id: str = "") -> TableSink:
     return DeltaSink(location, app_id)
 
 
+# Where rows go: a data dir (plain Parquet), a store config (its uri decides) or a location.
+Destination = Path | TableLocation | StoreConfig
+
+
+def as_location(where: Destination) -> TableLocation:
+    if isinstance(where, TableLocation):
+        return where
+    if isinstance(where, StoreConfig):
+        return table_location(where)
+    return TableLocation(Path(where))
+
+
+def append_rows(where: Destination, table: str, data: pa.Table, tag: str = "") -> None:
+    """The one way to append rows that do not come from the WAL (verdicts, prompts, replay sets, runs,
+    results, imports): Parquet files under the data dir (tagged `tag`), or a Delta commit with a uri.
+    Durable when it returns; the views dedupe by key, so writing the same rows twice adds nothing."""
+    location = as_location(where)
+    if location.is_delta:
+        open_sink(location).append(table, data)
+    else:
+        write_partitioned(location.root, table, data, tag=tag)
+
+
 def stored_tables(location: TableLocation) -> tuple[str, ...]:
     """The tables that hold data (or at least exist, for Delta): what the dashboards show pages for."""
     if location.is_delta:

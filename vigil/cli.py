@@ -239,16 +239,14 @@ def _groups() -> list[str]:
 
 
 def _run_outcome(args: argparse.Namespace) -> int:
-    from store.location import open_sink, table_location
     from store.outcomes import VerdictError, record_verdicts, verdict_row
 
     config = load(args)
-    root = Path(config.store.data_dir)
     try:
         row = verdict_row(args.trace_id, args.outcome, args.score, args.comment, args.source, project=args.project)
     except VerdictError as exc:
         raise ConfigError(str(exc)) from None
-    record_verdicts(root, [row], open_sink(table_location(config.store)))
+    record_verdicts(config.store, [row])
     print(f"recorded {args.outcome} for trace {row['trace_id']}")
     return 0
 
