@@ -299,12 +299,13 @@ def _run_reprice(args: argparse.Namespace) -> int:
     config = load_config(
         args.config, overrides={"store": {"data_dir": args.data_dir}, "pricing": {"overrides_file": args.prices}}
     )
-    root = existing_store(config)
-    summary = reprice_store(root, Pricer.from_config(config.pricing), progress("repriced {done}/{total} files"))
+    where = config.store if config.store.uri else existing_store(config)  # a uri: Delta, day by day
+    unit = "days" if config.store.uri else "files"
+    summary = reprice_store(where, Pricer.from_config(config.pricing), progress(f"repriced {{done}}/{{total}} {unit}"))
     share = summary.unpriced / summary.calls if summary.calls else 0.0
     sources = ", ".join(f"{source} {n}" for source, n in sorted(summary.by_source.items())) or "none"
     print(
-        f"repriced {summary.calls} calls in {summary.files} files: {summary.changed} changed "
-        f"({summary.rewritten} files rewritten), {summary.unpriced} unpriced ({share:.1%}); by source: {sources}"
+        f"repriced {summary.calls} calls in {summary.files} {unit}: {summary.changed} changed "
+        f"({summary.rewritten} {unit} rewritten), {summary.unpriced} unpriced ({share:.1%}); by source: {sources}"
     )
     return 0
