@@ -119,9 +119,14 @@ def append_rows(where: Destination, table: str, data: pa.Table, tag: str = "") -
 
 
 def stored_tables(location: TableLocation) -> tuple[str, ...]:
-    """The tables that hold data (or at least exist, for Delta): what the dashboards show pages for."""
-    if location.is_delta:
-        from store.delta import existing_tables
+    """The tables that hold data: what the dashboards show pages for."""
+    return tuple(t for t in TABLES if has_data(location, t))
 
-        return existing_tables(location)
-    return tuple(t for t in TABLES if any(table_dir(location.root, t).glob("date=*/*.parquet")))
+
+def has_data(location: TableLocation, table: str) -> bool:
+    """Whether `table` has a data file (local: a Parquet file; Delta: a file in its newest snapshot)."""
+    if location.is_delta:
+        from store.delta import has_files
+
+        return has_files(location, table)
+    return any(table_dir(location.root, table).glob("date=*/*.parquet"))

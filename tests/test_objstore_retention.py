@@ -20,10 +20,11 @@ from store.catalog import connect, fetch
 from store.config import Config, RetentionConfig
 from store.delta import compact_tables
 from store.delta_retention import apply_delta_retention
-from store.location import table_location
+from store.location import stored_tables, table_location
 from tests.conftest import wait_for
 from tests.test_retention import NOW, _mixed_file, _spans
 from vigil.cli import main
+from vigil.up import store_has_spans
 
 if TYPE_CHECKING:
     from tests.s3_server import S3
@@ -107,3 +108,15 @@ def test_cli_retention_apply_and_compact_every_apply_it(
         job.terminate()
         out, _ = job.communicate(timeout=30)
     assert "retention spans/date=" in out
+
+
+def test_up_and_the_dashboards_find_the_tables_in_the_bucket(tmp_path: Path, s3: S3) -> None:
+    """`vigil up` loads its demo only into an empty store, and the dashboards show pages for stored tables."""
+    config = s3.config(tmp_path / "state")
+    location = table_location(config.store)
+    assert not store_has_spans(tmp_path / "state", location) and stored_tables(location) == ()
+    _spans(config.store, 40, None)
+    assert store_has_spans(tmp_path / "state", location) and stored_tables(location) == ("spans",)
+    assert not store_has_spans(tmp_path / "state"), "without the location: the local folder, which has none"
+    apply_delta_retention(location, RetentionConfig(default_days=30), now=NOW)
+    assert not store_has_spans(tmp_path / "state", location), "every span deleted: empty again"
