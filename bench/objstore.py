@@ -1,5 +1,6 @@
 """Object-store benchmark: spans/s into an S3 Delta store with 1 and with 3 collectors behind `vigil router`,
-then ms per named query on that Delta store vs the same rows in a local Parquet store.
+then ms per named query on that Delta store (compacted, as `vigil compact` keeps it) vs the same rows in a
+local Parquet store (one file a day).
 
 Real processes: a moto S3 server (`python -m moto.server`, loopback), N `vigil collector`s with
 `[store] uri` = one bucket prefix (each its own WAL), and `vigil router` in front; the raw gRPC load
@@ -28,11 +29,11 @@ import time
 from pathlib import Path
 
 import boto3
-from deltalake import DeltaTable
 
 from bench.ingest import REPO, CollectorProcess, build_request, print_table, run_raw
 from store.catalog import connect, fetch
 from store.config import Config, load_config
+from store.delta import _open, compact_tables
 from store.location import append_rows, table_location
 from store.queries import run
 
@@ -125,10 +126,15 @@ def copy_to_local(config: Config, local: Path) -> None:
     """The same rows as plain Parquet under `local` (timestamps in µs, as Delta keeps them), a file a day."""
     location = table_location(config.store)
     for table in COPIED:
-        uri = location.table_uri(table)
-        if DeltaTable.is_deltatable(uri, storage_options=dict(location.storage_options)):
-            rows = DeltaTable(uri, storage_options=dict(location.storage_options)).to_pyarrow_table()
-            append_rows(local, table, rows.drop_columns(["date"]))
+        dt = _open(location, table)
+        if dt is not None:
+            append_rows(local, table, dt.to_pyarrow_table().drop_columns(["date"]))
+
+
+def _delta_files(config: Config) -> dict[str, int]:
+    location = table_location(config.store)
+    tables = {t: _open(location, t) for t in COPIED}
+    return {t: len(dt.file_uris()) for t, dt in tables.items() if dt is not None}
 
 
 def time_queries(config: Config, local: Path, runs: int) -> list[dict]:
@@ -178,6 +184,9 @@ def main(argv: list[str] | None = None) -> None:
             last = ingest[-1]["collectors"]
             config = store_config(work / f"run-{last}", endpoint, f"s3://bench/run-{last}")
             copy_to_local(config, work / "local")
+            files = _delta_files(config)
+            compact_tables(table_location(config.store), grace_s=0)  # as `vigil compact --every` keeps it
+            print(f"delta data files before compaction: {files}, after: {_delta_files(config)}", file=sys.stderr)
             queries = time_queries(config, work / "local", args.runs)
         print(f"machine: {os.cpu_count()} cores; moto, collectors, router and load generator on the same box")
         print_table(ingest)
