@@ -35,7 +35,8 @@ def add_compact_arguments(compact: argparse.ArgumentParser) -> None:
         "--every",
         metavar="SECONDS",
         type=float,
-        help="keep running and compact again every SECONDS (the one compaction job of a Delta store)",
+        help="keep running and compact again every SECONDS (the one compaction job of a Delta store; "
+        "there it also applies [retention] every retention.interval_s)",
     )
 
 
