@@ -184,7 +184,7 @@ class Collector:
                 cfg.max_message_mib << 20,
                 self.readiness,
                 self.metrics_text,
-                lambda rows: record_verdicts(self.root, rows, self.sink),
+                lambda rows: record_verdicts(self.location, rows),
                 _ssl_context(self.config.collector) if tls is not None else None,
             )
         except OSError as exc:

@@ -12,7 +12,6 @@ from pathlib import Path
 import streamlit as st
 
 from dashboards.data import clear_cache, current_store
-from store.location import open_sink, table_location
 from store.outcomes import VerdictError, record_verdicts, verdict_row
 from store.replay_picks import PickError, add_pick
 
@@ -25,7 +24,7 @@ def record_verdict(trace_id: str, outcome: str, comment: str | None) -> str | No
     try:
         row = verdict_row(trace_id, outcome, comment=comment or None, source=VERDICT_SOURCE)
         store = current_store()
-        record_verdicts(Path(store.root), [row], open_sink(table_location(store.config.store)))
+        record_verdicts(store.config.store, [row])
     except (VerdictError, OSError) as exc:
         logger.warning("verdict not recorded trace=%s error=%s", trace_id, exc)
         return str(exc)

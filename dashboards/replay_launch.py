@@ -42,6 +42,9 @@ def new_run_id() -> str:
 def replay_commands(root: Path, request: ReplayRequest, run_id: str) -> list[list[str]]:
     """The `vigil` command lines that carry the request out, in order."""
     vigil = [sys.executable, "-m", "vigil"]
+    # the dashboards' own config file (`vigil dashboards --config`): its [store] uri, budgets and rules
+    config = os.environ.get("VIGIL_CONFIG")
+    store = ["--data-dir", str(root), *(["--config", config] if config else [])]
     commands = []
     set_id = request.set_id
     if set_id is None:
@@ -51,9 +54,9 @@ def replay_commands(root: Path, request: ReplayRequest, run_id: str) -> list[lis
         # The ids were checked as hex when picked (store.replay_picks), so they are safe SQL literals.
         keys = ", ".join(f"'{trace}:{span}'" for trace, span in request.picks)
         where = f"trace_id || ':' || span_id IN ({keys})"
-        sample = ["replay", "sample", "--data-dir", str(root), "-n", str(len(request.picks))]
+        sample = ["replay", "sample", *store, "-n", str(len(request.picks))]
         commands.append(vigil + sample + ["--where", where, "--set-id", set_id])
-    run = ["replay", "run", "--data-dir", str(root), "--set", set_id, "--run-id", run_id]
+    run = ["replay", "run", *store, "--set", set_id, "--run-id", run_id]
     optional = {
         "--prompt-version": request.prompt_version,
         "--model": request.model,

@@ -23,9 +23,9 @@ import pyarrow.compute as pc
 
 from replay.prompts import find_prompt
 from store.catalog import fetch
+from store.location import Destination, append_rows
 from store.pricing import Pricer
 from store.schema import TABLES
-from store.writer import write_partitioned
 
 FORMAT, VERSION = "vigil-replay-bundle", 1
 _TABLES = ("replay_runs", "replay_sets", "replay_results", "prompts")
@@ -56,7 +56,7 @@ def export_bundle(con: duckdb.DuckDBPyConnection, run_id: str, path: Path, price
     return {table: len(payload[table]) for table in _TABLES}
 
 
-def import_bundle(root: Path, path: Path) -> dict[str, int]:
+def import_bundle(store: Destination, path: Path) -> dict[str, int]:
     try:
         with gzip.open(path, "rt", encoding="utf-8") as source:
             payload = json.load(source)
@@ -71,7 +71,7 @@ def import_bundle(root: Path, path: Path) -> dict[str, int]:
             data = pa.Table.from_pylist(rows, TABLES[table])
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise BundleError(f"{path}: the {table} rows do not fit the table: {exc}") from None
-        write_partitioned(root, table, data, tag="import")
+        append_rows(store, table, data, tag="import")
         counts[table] = len(rows)
     return counts
 

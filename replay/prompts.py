@@ -25,8 +25,8 @@ import duckdb
 import pyarrow as pa
 
 from store.catalog import fetch
+from store.location import Destination, append_rows
 from store.schema import PROMPTS_SCHEMA
-from store.writer import write_partitioned
 
 _VARIABLE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 _FILE_KEYS = {"template", "role", "system", "model", "params"}
@@ -101,7 +101,7 @@ def load_prompt_file(path: Path, name: str, version: str, **flags: Any) -> Promp
     )
 
 
-def push_prompt(root: Path, con: duckdb.DuckDBPyConnection, prompt: PromptVersion) -> bool:
+def push_prompt(store: Destination, con: duckdb.DuckDBPyConnection, prompt: PromptVersion) -> bool:
     """Store `prompt`; False when the same content is already stored, PromptError when different content is."""
     existing = find_registered(con, prompt.name, prompt.version)
     if existing is not None:
@@ -123,7 +123,7 @@ def push_prompt(root: Path, con: duckdb.DuckDBPyConnection, prompt: PromptVersio
         "created_at": now,
         "received_at": now,
     }
-    write_partitioned(root, "prompts", pa.Table.from_pylist([row], PROMPTS_SCHEMA), tag="prompt")
+    append_rows(store, "prompts", pa.Table.from_pylist([row], PROMPTS_SCHEMA), tag="prompt")
     return True
 
 

@@ -21,8 +21,8 @@ import duckdb
 import pyarrow as pa
 
 from store.catalog import fetch
+from store.location import Destination, append_rows
 from store.schema import REPLAY_RESULTS_SCHEMA, REPLAY_RUNS_SCHEMA, content_id
-from store.writer import write_partitioned
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class RunSettings:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def write_run_state(root: Path, run_id: str, created_at: int, settings: RunSettings, **state: Any) -> None:
+def write_run_state(store: Destination, run_id: str, created_at: int, settings: RunSettings, **state: Any) -> None:
     now = time.time_ns()
     row = {
         "record_id": content_id(run_id, now, state.get("status")),
@@ -76,13 +76,13 @@ def write_run_state(root: Path, run_id: str, created_at: int, settings: RunSetti
     } | state
     if isinstance(row.get("summary"), dict):
         row["summary"] = json.dumps(row["summary"], sort_keys=True)
-    write_partitioned(root, "replay_runs", pa.Table.from_pylist([row], REPLAY_RUNS_SCHEMA), tag="run")
+    append_rows(store, "replay_runs", pa.Table.from_pylist([row], REPLAY_RUNS_SCHEMA), tag="run")
 
 
-def write_result(root: Path, row: dict[str, Any]) -> None:
+def write_result(store: Destination, row: dict[str, Any]) -> None:
     now = time.time_ns()
     row = {"finished_at": now, "received_at": now} | row
-    write_partitioned(root, "replay_results", pa.Table.from_pylist([row], REPLAY_RESULTS_SCHEMA), tag="result")
+    append_rows(store, "replay_results", pa.Table.from_pylist([row], REPLAY_RESULTS_SCHEMA), tag="result")
 
 
 def _journal(root: Path, run_id: str) -> Path:

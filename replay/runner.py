@@ -31,6 +31,7 @@ from replay.rebuild import ChatRequest, build_request
 from replay.records import RunSettings, journal_reservation, write_result
 from replay.result_rows import Outcome, error_row, ok_row
 from replay.tracing import ReplayTracer
+from store.location import Destination
 from store.pricing import UNPRICED, Pricer
 from store.quality.refusal import Rules
 
@@ -91,7 +92,9 @@ class Runner:
         tracer: ReplayTracer,
         refusal_rules: Rules | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        store: Destination | None = None,  # where results go (a Delta store's location); default: `root`
     ) -> None:
+        self.store = root if store is None else store
         self.root, self.run_id, self.settings, self.refusal_rules = root, run_id, settings, refusal_rules
         self.provider, self.pricer, self.tracer, self.sleep = provider, pricer, tracer, sleep
         self._rng = random.Random()
@@ -143,7 +146,7 @@ class Runner:
             try:
                 for index, job in enumerate(prepared):
                     if isinstance(job, dict):  # could not be built: stored as an error, costs nothing
-                        write_result(self.root, job)
+                        write_result(self.store, job)
                         stats.errors += 1
                         continue
                     while len(pending) >= self.settings.concurrency:
@@ -227,7 +230,7 @@ class Runner:
         charged["charged_tokens"] = sum(o.charged_tokens for o in outcomes)
         control = outcomes[0] if job.control is not None else None
         write_result(
-            self.root,
+            self.store,
             ok_row(
                 self.run_id,
                 self.settings.prompt_version,
@@ -288,7 +291,7 @@ class Runner:
             self.run_id, self.settings.prompt_version, job.case, job.request, kind, message, failed.attempts,
             charged_usd, charged_tokens,
         )  # fmt: skip
-        write_result(self.root, row)
+        write_result(self.store, row)
         return "error"
 
     def _backoff(self, attempt: int, retry_after_s: float | None) -> float:

@@ -18,14 +18,13 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from store.catalog import fetch
+from store.location import Destination, append_rows
 from store.schema import REPLAY_SETS_SCHEMA
-from store.writer import write_partitioned
 
 STRATA = {"model": "coalesce(request_model, response_model, '?')", "prompt_version": "coalesce(prompt_version, '?')"}
 _SNAPSHOT = [f.name for f in REPLAY_SETS_SCHEMA if f.name not in ("set_id", "position", "stratum", "spec")]
@@ -115,7 +114,7 @@ def _conditions(con: duckdb.DuckDBPyConnection, spec: SampleSpec) -> tuple[list[
     return conditions, params
 
 
-def save_set(root: Path, cases: pa.Table, spec: SampleSpec, set_id: str | None = None) -> str:
+def save_set(store: Destination, cases: pa.Table, spec: SampleSpec, set_id: str | None = None) -> str:
     """Write the sample as replay set `set_id` (a fresh id when None); returns the id."""
     if cases.num_rows == 0:
         raise SampleError("no stored call matches the filters; widen them (see `vigil prompt list` for versions)")
@@ -127,7 +126,7 @@ def save_set(root: Path, cases: pa.Table, spec: SampleSpec, set_id: str | None =
     for name in ("created_at", "received_at"):
         rows = rows.set_column(rows.schema.get_field_index(name), name, pa.array([now] * cases.num_rows, pa.int64()))
     rows = rows.select(REPLAY_SETS_SCHEMA.names)
-    write_partitioned(root, "replay_sets", rows.cast(REPLAY_SETS_SCHEMA), tag="set")
+    append_rows(store, "replay_sets", rows.cast(REPLAY_SETS_SCHEMA), tag="set")
     return set_id
 
 

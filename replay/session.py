@@ -26,15 +26,20 @@ from replay.runner import Progress, RunError, Runner, RunStats
 from replay.sampler import load_set
 from replay.tracing import ReplayTracer
 from store.catalog import connect, refresh
+from store.config import Config
+from store.location import Destination
 from store.pricing import Pricer
 from store.quality.refusal import Rules
 
 
-def new_run(root: Path, settings: RunSettings, run_id: str | None = None) -> tuple[str, int, RunSettings]:
-    """Check the set and prompt version exist, write the run's `running` row.
+def new_run(
+    root: Path, settings: RunSettings, run_id: str | None = None, config: Config | None = None
+) -> tuple[str, int, RunSettings]:
+    """Check the set and prompt version exist, write the run's `running` row. `config`: the store's
+    (a Delta store's tables are read and written at its uri) and the views' rules; None: defaults.
 
     Returns (run_id, created_at, settings with the prompt name filled in from the set)."""
-    con = connect(root)
+    con = connect(root, config)
     cases = load_set(con, settings.set_id)
     if settings.prompt_version is not None:
         name = settings.prompt_name or _single_prompt_name(cases)
@@ -48,18 +53,18 @@ def new_run(root: Path, settings: RunSettings, run_id: str | None = None) -> tup
     if latest_run(con, run_id) is not None:
         raise RunError(f"run {run_id} exists already; resume it with --resume {run_id}")
     created_at = time.time_ns()
-    write_run_state(root, run_id, created_at, settings, status="running", cases_total=len(cases))
+    write_run_state(_store(root, config), run_id, created_at, settings, status="running", cases_total=len(cases))
     return run_id, created_at, settings
 
 
 _RESUME_OVERRIDES = ("budget_usd", "budget_tokens", "base_url")
 
 
-def resumed_run(root: Path, run_id: str, **changes: Any) -> tuple[RunSettings, int]:
+def resumed_run(root: Path, run_id: str, config: Config | None = None, **changes: Any) -> tuple[RunSettings, int]:
     """The stored settings of `run_id`, with the budget or the base URL (a server that moved) replaced."""
     if set(changes) - set(_RESUME_OVERRIDES):
         raise RunError(f"a resume may change only {', '.join(_RESUME_OVERRIDES)}: the rest is the run's own")
-    row = latest_run(connect(root), run_id)
+    row = latest_run(connect(root, config), run_id)
     if row is None:
         raise RunError(f"no replay run {run_id!r}; `vigil replay list` shows the runs")
     settings = RunSettings.from_json(row["settings"])
@@ -78,8 +83,9 @@ def execute_run(
     rules: GateRules | None = None,
     progress: Progress | None = None,
     refusal_rules: Rules | None = None,
+    config: Config | None = None,
 ) -> dict[str, Any]:
-    con = connect(root)
+    con = connect(root, config)
     cases = load_set(con, settings.set_id)
     version = None
     if settings.prompt_version is not None:
@@ -97,22 +103,27 @@ def execute_run(
     stats = RunStats(total=len(cases), done_before=len(done), ok=sum(r["status"] == "ok" for r in done))
     stats.errors = len(done) - stats.ok
     tracer = ReplayTracer(otlp_endpoint, run_id, settings.set_id, provider.name)
-    runner = Runner(root, run_id, settings, provider, pricer, tracer, refusal_rules)
+    store = _store(root, config)
+    runner = Runner(root, run_id, settings, provider, pricer, tracer, refusal_rules, store=store)
     try:
         prepared = runner.prepare(todo, version)
         stats = runner.run(prepared, stats, budget, progress)
     except Exception as exc:
         stats.status, stats.message = "failed", str(exc)
-        _finish(root, con, run_id, created_at, settings, stats, rules)
+        _finish(root, config, con, run_id, created_at, settings, stats, rules)
         raise
     finally:
         tracer.close()
-    return _finish(root, con, run_id, created_at, settings, stats, rules)
+    return _finish(root, config, con, run_id, created_at, settings, stats, rules)
 
 
-def _finish(root, con, run_id, created_at, settings, stats: RunStats, rules: GateRules | None) -> dict[str, Any]:
+def _store(root: Path, config: Config | None) -> Destination:
+    return root if config is None else config.store
+
+
+def _finish(root, config, con, run_id, created_at, settings, stats: RunStats, rules: GateRules | None) -> dict:
     """Write the run's final state row: counts, spend, the summary and the verdict under `rules`."""
-    refresh(con, root)  # replay_results may have had no file when the connection was opened
+    refresh(con, root, config)  # replay_results may have had no file when the connection was opened
     results = run_results(con, run_id)
     lost_usd, lost_tokens = unsettled_spend(root, run_id, {(r["trace_id"], r["span_id"]) for r in results})
     summary = summarize_pairs(results, stats.total)
@@ -128,7 +139,7 @@ def _finish(root, con, run_id, created_at, settings, stats: RunStats, rules: Gat
         "message": stats.message,
     }
     verdict = evaluate_gate(state, summary, rules or GateRules())
-    write_run_state(root, run_id, created_at, settings, verdict=verdict.verdict, **state)
+    write_run_state(_store(root, config), run_id, created_at, settings, verdict=verdict.verdict, **state)
     return state | {"verdict": verdict.verdict, "run_id": run_id, "skipped": stats.skipped}
 
 

@@ -230,7 +230,7 @@ class RetentionConfig:
     projects: dict[str, float] = field(default_factory=dict)
     # Days for one project's table, "project:table" (e.g. { "acme:llm_calls" = 90 }), winning over all.
     project_tables: dict[str, float] = field(default_factory=dict)
-    # Seconds between retention runs in the collector (0: only `vigil retention apply`).
+    # Seconds between retention runs in the collector (0: only `vigil retention apply`); Delta: `vigil compact --every`.
     interval_s: float = 86400.0
 
 

@@ -122,9 +122,10 @@ def _open(location: TableLocation, table: str) -> DeltaTable | None:
         return None
 
 
-def existing_tables(location: TableLocation) -> tuple[str, ...]:
-    options = dict(location.storage_options)
-    return tuple(t for t in TABLES if DeltaTable.is_deltatable(location.table_uri(t), storage_options=options))
+def has_files(location: TableLocation, table: str) -> bool:
+    """Whether the table exists and its newest snapshot has a data file (retention may have deleted all)."""
+    dt = _open(location, table)
+    return dt is not None and bool(dt.file_uris())
 
 
 class Snapshots:

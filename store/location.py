@@ -95,10 +95,38 @@ def open_sink(location: TableLocation, app_id: str = "") -> TableSink:
     return DeltaSink(location, app_id)
 
 
-def stored_tables(location: TableLocation) -> tuple[str, ...]:
-    """The tables that hold data (or at least exist, for Delta): what the dashboards show pages for."""
-    if location.is_delta:
-        from store.delta import existing_tables
+# Where rows go: a data dir (plain Parquet), a store config (its uri decides) or a location.
+Destination = Path | TableLocation | StoreConfig
 
-        return existing_tables(location)
-    return tuple(t for t in TABLES if any(table_dir(location.root, t).glob("date=*/*.parquet")))
+
+def as_location(where: Destination) -> TableLocation:
+    if isinstance(where, TableLocation):
+        return where
+    if isinstance(where, StoreConfig):
+        return table_location(where)
+    return TableLocation(Path(where))
+
+
+def append_rows(where: Destination, table: str, data: pa.Table, tag: str = "") -> None:
+    """The one way to append rows that do not come from the WAL (verdicts, prompts, replay sets, runs,
+    results, imports): Parquet files under the data dir (tagged `tag`), or a Delta commit with a uri.
+    Durable when it returns; the views dedupe by key, so writing the same rows twice adds nothing."""
+    location = as_location(where)
+    if location.is_delta:
+        open_sink(location).append(table, data)
+    else:
+        write_partitioned(location.root, table, data, tag=tag)
+
+
+def stored_tables(location: TableLocation) -> tuple[str, ...]:
+    """The tables that hold data: what the dashboards show pages for."""
+    return tuple(t for t in TABLES if has_data(location, t))
+
+
+def has_data(location: TableLocation, table: str) -> bool:
+    """Whether `table` has a data file (local: a Parquet file; Delta: a file in its newest snapshot)."""
+    if location.is_delta:
+        from store.delta import has_files
+
+        return has_files(location, table)
+    return any(table_dir(location.root, table).glob("date=*/*.parquet"))

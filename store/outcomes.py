@@ -1,8 +1,8 @@
 """Task verdicts given after the fact → rows of the `outcomes` table.
 
 Comes in: a trace id, a label (success / failure, or an evaluator's label), an optional score,
-comment and source. Goes out: validated rows, and `record_verdicts` writes them to the store as
-an atomically committed Parquet file, durable when it returns. Used by `vigil outcome`, the
+comment and source. Goes out: validated rows, and `record_verdicts` writes them to the store (an
+atomically committed Parquet file, or a Delta commit with a uri), durable when it returns. Used by `vigil outcome`, the
 collector's `POST /v1/outcomes` endpoint and (through the pipeline) OTLP outcome log events.
 """
 
@@ -11,14 +11,12 @@ from __future__ import annotations
 import math
 import re
 import time
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from store.location import TableSink
+from store.location import Destination, append_rows
 from store.schema import OUTCOMES_SCHEMA, content_id
-from store.writer import write_partitioned
 
 _TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -71,11 +69,7 @@ def verdict_row(
     return row
 
 
-def record_verdicts(root: Path, rows: list[dict[str, Any]], sink: TableSink | None = None) -> int:
-    """Append verdicts: as Parquet under `root`, or through `sink` (store.location) when the store is elsewhere."""
-    data = pa.Table.from_pylist(rows, OUTCOMES_SCHEMA)
-    if sink is None:
-        write_partitioned(root, "outcomes", data, tag="verdict")
-    else:
-        sink.append("outcomes", data)
+def record_verdicts(where: Destination, rows: list[dict[str, Any]]) -> int:
+    """Append verdicts where the store keeps its tables (store.location.append_rows)."""
+    append_rows(where, "outcomes", pa.Table.from_pylist(rows, OUTCOMES_SCHEMA), tag="verdict")
     return len(rows)

@@ -8,6 +8,9 @@ written beside the old one under a hidden temporary name, fsynced, then `os.repl
 same path: a query that already opened the old file keeps reading its inode, the next one sees
 the new file. A file whose costs did not change is left alone.
 
+On a Delta store (`[store] uri`) each day of `llm_calls` is rewritten in one commit instead
+(store.delta_rewrite): a day that a collector or compaction changed meanwhile is read again.
+
 Files the collector writes during the run are priced on ingest and not touched. Compaction
 merging a file while it is rewritten may keep the old costs in the merged file: run reprice
 when no compaction is due, or again afterwards.
@@ -21,8 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
+from store.location import Destination, as_location
 from store.pricing import Pricer, changed_rows
 from store.writer import replace_file, table_dir
 
@@ -40,8 +45,21 @@ class RepriceSummary:
         return self.by_source.get("unpriced", 0)
 
 
-def reprice_store(root: Path, pricer: Pricer, progress: Callable[[int, int], None] | None = None) -> RepriceSummary:
-    files = sorted(table_dir(root, "llm_calls").glob("date=*/*.parquet"))
+def reprice_store(
+    root: Destination, pricer: Pricer, progress: Callable[[int, int], None] | None = None
+) -> RepriceSummary:
+    """Local files one by one; on a Delta store (`[store] uri`) day by day, each day one commit
+    (store.delta_rewrite), `files` and `rewritten` then counting days."""
+    location = as_location(root)
+    if location.is_delta:
+        from store.delta_rewrite import rewrite_partitions
+
+        summary = RepriceSummary()
+        summary.files, summary.rewritten = rewrite_partitions(
+            location, "llm_calls", lambda rows: reprice_rows(rows, pricer, summary), progress
+        )
+        return summary
+    files = sorted(table_dir(location.root, "llm_calls").glob("date=*/*.parquet"))
     summary = RepriceSummary()
     for done, path in enumerate(files, 1):
         # A file compaction deleted after its grace period: its rows live in the merged file.
@@ -55,13 +73,19 @@ def reprice_store(root: Path, pricer: Pricer, progress: Callable[[int, int], Non
 def reprice_file(path: Path, pricer: Pricer, summary: RepriceSummary) -> bool:
     """Reprice one file; True when it was rewritten."""
     before = pq.read_table(path, partitioning=None)  # this file only: no `date` column from the path
-    after = pricer.price_table(before)
-    changed = changed_rows(before, after)
     summary.files += 1
-    summary.calls += after.num_rows
-    summary.changed += changed
-    summary.by_source.update(after["cost_source"].to_pylist())
-    if not changed or not replace_file(path, after, "reprice"):
+    after = reprice_rows(before, pricer, summary)
+    if after is None or not replace_file(path, after, "reprice"):
         return False
     summary.rewritten += 1
     return True
+
+
+def reprice_rows(before: pa.Table, pricer: Pricer, summary: RepriceSummary) -> pa.Table | None:
+    """The calls repriced, counted into `summary`; None when no cost changed."""
+    after = pricer.price_table(before)
+    changed = changed_rows(before, after)
+    summary.calls += after.num_rows
+    summary.changed += changed
+    summary.by_source.update(after["cost_source"].to_pylist())
+    return after if changed else None

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
+from store.location import Destination, append_rows
 from store.schema import LLM_CALLS_SCHEMA
-from store.writer import write_partitioned
 
 V1_TEMPLATE = "Answer the customer: {question}"
 SYSTEM = "You are a support agent."
@@ -60,7 +59,7 @@ def call_row(i: int, **fields: Any) -> dict[str, Any]:
     return row | fields
 
 
-def write_calls(root: Path, n: int, start: int = 0, **fields: Any) -> list[dict[str, Any]]:
+def write_calls(root: Destination, n: int, start: int = 0, **fields: Any) -> list[dict[str, Any]]:
     rows = [call_row(i, **fields) for i in range(start, start + n)]
-    write_partitioned(root, "llm_calls", pa.Table.from_pylist(rows, LLM_CALLS_SCHEMA), tag="test")
+    append_rows(root, "llm_calls", pa.Table.from_pylist(rows, LLM_CALLS_SCHEMA), tag="test")
     return rows

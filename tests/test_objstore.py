@@ -32,7 +32,7 @@ from store.config import Config, ConfigError, load_config
 from store.delta import compact_tables
 from store.location import table_location
 from store.queries import load, names, run
-from tests.conftest import RECORDINGS, make_config
+from tests.conftest import RECORDINGS, make_config, wait_for
 from tests.otlp_json import load_recording
 from tests.test_crash_recovery import EXPORT, build_request
 from tests.test_query_pruning import _assert_same_rows
@@ -165,10 +165,11 @@ def test_compaction_while_readers_query_keeps_every_row_visible_once(tmp_path: P
     readers = [threading.Thread(target=read) for _ in range(2)]
     for reader in readers:
         reader.start()
-    try:
-        threading.Event().wait(0.5)
+    try:  # reads before, during and after: counted in reads, not seconds (a loaded machine reads slower)
+        wait_for(lambda: len(seen), lambda n: n >= 3 or bool(errors), timeout_s=60)
         results = compact_tables(location, grace_s=3600)  # replaced files stay: readers may still list them
-        threading.Event().wait(0.5)
+        after = len(seen)
+        wait_for(lambda: len(seen), lambda n: n >= after + 3 or bool(errors), timeout_s=60)
     finally:
         stop.set()
         for reader in readers:

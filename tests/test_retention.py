@@ -14,16 +14,18 @@ from collector.server import Collector
 from store.catalog import connect, fetch
 from store.compaction import compact
 from store.config import ConfigError, RetentionConfig, load_config
+from store.location import Destination, append_rows
 from store.retention import apply_retention, days_for
 from store.schema import SPANS_SCHEMA
-from store.writer import write_partitioned
 from tests.conftest import query, wait_for
 from vigil.cli import main
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
-def _spans(root: Path, days_ago: int, project: str | None, n: int = 3, files: int = 1, now: datetime = NOW) -> None:
+def _spans(
+    root: Destination, days_ago: int, project: str | None, n: int = 3, files: int = 1, now: datetime = NOW
+) -> None:
     start = now - timedelta(days=days_ago)
     for f in range(files):
         rows = {
@@ -35,10 +37,10 @@ def _spans(root: Path, days_ago: int, project: str | None, n: int = 3, files: in
             "received_at": [start] * n,
         }
         columns = {field.name: rows.get(field.name, [None] * n) for field in SPANS_SCHEMA}
-        write_partitioned(root, "spans", pa.table(columns, schema=SPANS_SCHEMA))
+        append_rows(root, "spans", pa.table(columns, schema=SPANS_SCHEMA))
 
 
-def _mixed_file(root: Path, start: datetime) -> None:
+def _mixed_file(root: Destination, start: datetime) -> None:
     """One file with a span of project short, one of long and one without a project."""
     rows = {
         "trace_id": ["aa" * 16, "bb" * 16, "cc" * 16],
@@ -48,9 +50,7 @@ def _mixed_file(root: Path, start: datetime) -> None:
         "project": ["short", "long", None],
         "received_at": [start] * 3,
     }
-    write_partitioned(
-        root, "spans", pa.table({f.name: rows.get(f.name, [None] * 3) for f in SPANS_SCHEMA}, SPANS_SCHEMA)
-    )
+    append_rows(root, "spans", pa.table({f.name: rows.get(f.name, [None] * 3) for f in SPANS_SCHEMA}, SPANS_SCHEMA))
 
 
 def _names(root: Path) -> list[tuple[str, int]]:

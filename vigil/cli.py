@@ -239,16 +239,14 @@ def _groups() -> list[str]:
 
 
 def _run_outcome(args: argparse.Namespace) -> int:
-    from store.location import open_sink, table_location
     from store.outcomes import VerdictError, record_verdicts, verdict_row
 
     config = load(args)
-    root = Path(config.store.data_dir)
     try:
         row = verdict_row(args.trace_id, args.outcome, args.score, args.comment, args.source, project=args.project)
     except VerdictError as exc:
         raise ConfigError(str(exc)) from None
-    record_verdicts(root, [row], open_sink(table_location(config.store)))
+    record_verdicts(config.store, [row])
     print(f"recorded {args.outcome} for trace {row['trace_id']}")
     return 0
 
@@ -301,12 +299,13 @@ def _run_reprice(args: argparse.Namespace) -> int:
     config = load_config(
         args.config, overrides={"store": {"data_dir": args.data_dir}, "pricing": {"overrides_file": args.prices}}
     )
-    root = existing_store(config)
-    summary = reprice_store(root, Pricer.from_config(config.pricing), progress("repriced {done}/{total} files"))
+    where = config.store if config.store.uri else existing_store(config)  # a uri: Delta, day by day
+    unit = "days" if config.store.uri else "files"
+    summary = reprice_store(where, Pricer.from_config(config.pricing), progress(f"repriced {{done}}/{{total}} {unit}"))
     share = summary.unpriced / summary.calls if summary.calls else 0.0
     sources = ", ".join(f"{source} {n}" for source, n in sorted(summary.by_source.items())) or "none"
     print(
-        f"repriced {summary.calls} calls in {summary.files} files: {summary.changed} changed "
-        f"({summary.rewritten} files rewritten), {summary.unpriced} unpriced ({share:.1%}); by source: {sources}"
+        f"repriced {summary.calls} calls in {summary.files} {unit}: {summary.changed} changed "
+        f"({summary.rewritten} {unit} rewritten), {summary.unpriced} unpriced ({share:.1%}); by source: {sources}"
     )
     return 0

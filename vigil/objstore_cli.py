@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from store.config import Config, ConfigError, parse_listen
@@ -34,8 +35,29 @@ def add_compact_arguments(compact: argparse.ArgumentParser) -> None:
         "--every",
         metavar="SECONDS",
         type=float,
-        help="keep running and compact again every SECONDS (the one compaction job of a Delta store)",
+        help="keep running and compact again every SECONDS (the one compaction job of a Delta store; "
+        "there it also applies [retention] every retention.interval_s)",
     )
+
+
+def _retention_schedule(args: argparse.Namespace, config: Config) -> Callable[[], None]:
+    """What `vigil compact --every` runs before each pass: retention when `retention.interval_s` has passed."""
+    from store.delta_retention import apply_delta_retention
+    from store.location import table_location
+
+    interval = config.retention.interval_s
+    last = [float("-inf")]
+
+    def retain() -> None:
+        if not args.every or interval <= 0 or time.monotonic() - last[0] < interval:
+            return
+        last[0] = time.monotonic()
+        for r in apply_delta_retention(table_location(config.store), config.retention):
+            print(f"retention {r.table}/{r.partition}: deleted rows of {r.files_deleted + r.files_rewritten} files "
+                  f"{'(projects ' + ', '.join(p or '<none>' for p in r.projects) + ')' if r.projects else ''}",
+                  flush=True)  # fmt: skip
+
+    return retain
 
 
 def _run_router(args: argparse.Namespace) -> int:
@@ -63,14 +85,17 @@ def _run_router(args: argparse.Namespace) -> int:
 
 
 def run_compact(args: argparse.Namespace, config: Config, compact_parquet: Callable[[], int]) -> int:
-    """Once, or every `--every` seconds until Ctrl-C: Delta optimize + vacuum, or the Parquet compaction."""
+    """Once, or every `--every` seconds until Ctrl-C: Delta optimize + vacuum, or the Parquet compaction.
+    With `--every` on Delta, also `[retention]` every `retention.interval_s` (the collectors do not run it)."""
     if config.store.uri:
         from store.delta import compact_tables
         from store.location import table_location
 
         location = table_location(config.store)
+        retain = _retention_schedule(args, config)
 
         def once() -> int:
+            retain()
             for r in compact_tables(location, config.store.compaction_grace_s):
                 print(
                     f"{r.table}: {r.files_removed} files merged into {r.files_added}, "

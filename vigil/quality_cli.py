@@ -82,10 +82,13 @@ def _run_recompute(args: argparse.Namespace) -> int:
     config = load(args)
     quality = config.quality
     rules = compile_rules(quality.refusal_rule_sets, quality.disabled_rules, quality.hedging)
-    summary = recompute_store(existing_store(config), rules, progress("recomputed {done}/{total} files"))
+    where = config.store if config.store.uri else existing_store(config)  # a uri: Delta, day by day
+    unit = "days" if config.store.uri else "files"
+    shown = progress("recomputed {done}/{total} " + ("tables" if config.store.uri else unit))
+    summary = recompute_store(where, rules, shown)
     print(
-        f"recomputed {summary.rows} rows in {summary.files} files: {summary.changed} changed "
-        f"({summary.rewritten} files rewritten); {summary.refused} calls refused"
+        f"recomputed {summary.rows} rows in {summary.files} {unit}: {summary.changed} changed "
+        f"({summary.rewritten} {unit} rewritten); {summary.refused} calls refused"
     )
     return 0
 

@@ -71,7 +71,7 @@ def _run_prompt_push(args: argparse.Namespace) -> int:
     from store.catalog import connect
 
     prompt = load_prompt_file(args.file, args.name, args.version, role=args.role, system=args.system, model=args.model)
-    stored = push_prompt(root, connect(root, config), prompt)
+    stored = push_prompt(config.store, connect(root, config), prompt)
     print(f"{'stored' if stored else 'unchanged (already stored)'}: prompt {prompt.name} version {prompt.version}")
     return 0
 
@@ -113,7 +113,7 @@ def _run_prompt_show(args: argparse.Namespace) -> int:
 def _run_sample(args: argparse.Namespace) -> int:
     from replay.sampler import SampleSpec, sample_calls, save_set
 
-    root, con = _connect(args)
+    _, con = _connect(args)
     now = datetime.now(UTC)
     spec = SampleSpec(
         size=args.size,
@@ -130,7 +130,7 @@ def _run_sample(args: argparse.Namespace) -> int:
         where=args.where,
     )
     cases = sample_calls(con, spec)
-    set_id = save_set(root, cases, spec, args.set_id)
+    set_id = save_set(_config(args).store, cases, spec, args.set_id)
     strata: dict[str, int] = {}
     for stratum in cases["stratum"].to_pylist():
         strata[stratum] = strata.get(stratum, 0) + 1
@@ -155,7 +155,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     replay = config.replay
     if args.resume:
         changes = {"budget_usd": args.budget_usd, "budget_tokens": args.budget_tokens, "base_url": args.base_url}
-        settings, created_at = resumed_run(root, args.resume, **changes)
+        settings, created_at = resumed_run(root, args.resume, config, **changes)
         run_id = args.resume
     else:
         if not args.set_id:
@@ -178,7 +178,7 @@ def _run_replay(args: argparse.Namespace) -> int:
             allow_unpriced=args.allow_unpriced,
             baseline=args.baseline,
         )
-        run_id, created_at, settings = new_run(root, settings, args.run_id)
+        run_id, created_at, settings = new_run(root, settings, args.run_id, config)
     key_env = args.api_key_env or ("ANTHROPIC_API_KEY" if settings.provider == "anthropic" else "OPENAI_API_KEY")
     try:
         provider = get_provider(
@@ -196,7 +196,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     refusal_rules = compile_rules(quality.refusal_rule_sets, quality.disabled_rules, quality.hedging)
     state = execute_run(
         root, run_id, created_at, settings, provider, Pricer.from_config(config.pricing), endpoint,
-        GateRules.from_config(replay), _progress_bar(settings), refusal_rules,
+        GateRules.from_config(replay), _progress_bar(settings), refusal_rules, config,
     )  # fmt: skip
     _print_outcome(state, args.format)
     return 0 if state["status"] == "completed" else 2
@@ -311,9 +311,9 @@ def _run_export(args: argparse.Namespace) -> int:
 def _run_import(args: argparse.Namespace) -> int:
     from replay.bundle import import_bundle
 
-    root = Path(_config(args).store.data_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    counts = import_bundle(root, args.file)
+    config = _config(args)
+    Path(config.store.data_dir).mkdir(parents=True, exist_ok=True)
+    counts = import_bundle(config.store, args.file)
     print(f"imported {args.file}: " + ", ".join(f"{n} {table}" for table, n in counts.items()))
     return 0
 

@@ -46,7 +46,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     retention = commands.add_parser(
         "retention",
         help="delete data past its [retention] limit",
-        description="Apply [retention]: delete date partitions older than their limit, per table and project.",
+        description="Apply [retention]: delete date partitions older than their limit, per table and project. "
+        "On a Delta store ([store] uri) rows are deleted in Delta commits; their files go at the next "
+        "`vigil compact` vacuum past compaction_grace_s (`vigil compact --every` also applies retention).",
     )
     retention_actions = retention.add_subparsers(title="actions", metavar="ACTION", required=True)
     apply = retention_actions.add_parser("apply", help="delete what is past its limit", description="Apply retention.")
@@ -105,10 +107,16 @@ def _run_revoke(args: argparse.Namespace) -> int:
 
 
 def _run_retention(args: argparse.Namespace) -> int:
-    from store.retention import apply_retention
-
     config = load(args)
-    results = apply_retention(existing_store(config), config.retention, dry_run=args.dry_run)
+    if config.store.uri:  # Delta tables: deletes, physically gone at the next `vigil compact` vacuum
+        from store.delta_retention import apply_delta_retention
+        from store.location import table_location
+
+        results = apply_delta_retention(table_location(config.store), config.retention, dry_run=args.dry_run)
+    else:
+        from store.retention import apply_retention
+
+        results = apply_retention(existing_store(config), config.retention, dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"
     for r in results:
         projects = f" (projects {', '.join(p or '<none>' for p in r.projects)})" if r.projects else ""

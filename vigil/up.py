@@ -38,6 +38,7 @@ from collector.attributes import encode_attributes
 from collector.otlp_json import hex_ids_to_base64
 from store.config import Config
 from store.keys import create_key, keys_path, load_keys, revoke_key
+from store.location import TableLocation, has_data, table_location
 from vigil.sim_cli import simulator_for_up
 
 logger = logging.getLogger(__name__)
@@ -121,15 +122,16 @@ def stop_process(process: subprocess.Popen | None, timeout_s: float = 10.0) -> N
         process.wait()
 
 
-def store_has_spans(data_dir: Path) -> bool:
-    """Spans in Parquet, or requests in the write-ahead log that the collector will replay."""
-    if any((data_dir / "spans").glob("date=*/*.parquet")):
+def store_has_spans(data_dir: Path, location: TableLocation | None = None) -> bool:
+    """Spans stored (in `location`: a uri's Delta tables; default plain Parquet in `data_dir`), or
+    requests in the local write-ahead log that the collector will replay."""
+    if has_data(location or TableLocation(data_dir), "spans"):
         return True
     return any(segment.stat().st_size > 0 for segment in (data_dir / "wal").glob("*.wal"))
 
 
-def needs_demo(data_dir: Path) -> bool:
-    return (data_dir / _LOADING_MARK).exists() or not store_has_spans(data_dir)
+def needs_demo(data_dir: Path, location: TableLocation | None = None) -> bool:
+    return (data_dir / _LOADING_MARK).exists() or not store_has_spans(data_dir, location)
 
 
 def read_recording(path: Path) -> Iterator[ExportTraceServiceRequest]:
@@ -266,7 +268,8 @@ def run_up(
         signal.signal(signum, lambda *_: stop.set())
     dashboards = None
     live: threading.Thread | None = None
-    load = demo and needs_demo(data_dir)  # decided before the collector replays its log or anything arrives
+    # decided before the collector replays its log or anything arrives
+    load = demo and needs_demo(data_dir, table_location(config.store))
     with contextlib.ExitStack() as running:
         # The simulator first, so that a taken --sim-llm-listen fails before anything else starts.
         sim_llm = running.enter_context(simulator_for_up(sim_llm_listen)) if demo else None

@@ -8,6 +8,7 @@ files whose quality columns change are rewritten.
 
 What it cannot see again: the span's application-reported validation. It is kept as it was
 stored (a failure's `application reported: ...` error, or a pass where nothing was asked).
+On a Delta store each day is rewritten in one commit instead (store.delta_rewrite).
 Compaction merging a file while it is rewritten may keep the old values in the merged file, as
 with `vigil reprice`: run it again afterwards.
 """
@@ -15,6 +16,7 @@ with `vigil reprice`: run it again afterwards.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from store.location import Destination, TableLocation, as_location
 from store.quality import QUALITY_COLUMNS, message_quality_columns, quality_columns
 from store.quality.refusal import Rules
 from store.quality.validation import requested_json
@@ -44,7 +47,15 @@ class RecomputeSummary:
     refused: int = 0  # calls refused after the run
 
 
-def recompute_store(root: Path, rules: Rules, progress: Callable[[int, int], None] | None = None) -> RecomputeSummary:
+def recompute_store(
+    root: Destination, rules: Rules, progress: Callable[[int, int], None] | None = None
+) -> RecomputeSummary:
+    """Local files one by one; on a Delta store (`[store] uri`) day by day, each day one commit
+    (store.delta_rewrite), `files` and `rewritten` then counting days."""
+    location = as_location(root)
+    if location.is_delta:
+        return _recompute_delta(location, rules, progress)
+    root = location.root
     # Every committed file, compacted ones included (temporary files are hidden: `.*.tmp`).
     jobs = [(p, t) for t in ("llm_calls", "llm_messages") for p in sorted(table_dir(root, t).glob("date=*/*.parquet"))]
     summary = RecomputeSummary()
@@ -56,8 +67,36 @@ def recompute_store(root: Path, rules: Rules, progress: Callable[[int, int], Non
     return summary
 
 
+def _recompute_delta(
+    location: TableLocation, rules: Rules, progress: Callable[[int, int], None] | None
+) -> RecomputeSummary:
+    from store.delta_rewrite import rewrite_partitions
+
+    summary = RecomputeSummary()
+    for table in ("llm_calls", "llm_messages"):
+        days, rewritten = rewrite_partitions(location, table, functools.partial(_rows_of, table, rules, summary))
+        summary.files += days
+        summary.rewritten += rewritten
+        if progress is not None:
+            progress(1 + (table == "llm_messages"), 2)
+    return summary
+
+
+def _rows_of(table: str, rules: Rules, summary: RecomputeSummary, rows: pa.Table) -> pa.Table | None:
+    return recompute_rows(rows, table, rules, summary)
+
+
 def recompute_file(path: Path, table: str, rules: Rules, summary: RecomputeSummary) -> bool:
-    before = pq.read_table(path, partitioning=None)
+    summary.files += 1
+    after = recompute_rows(pq.read_table(path, partitioning=None), table, rules, summary)
+    if after is None or not replace_file(path, after, "quality"):
+        return False
+    summary.rewritten += 1
+    return True
+
+
+def recompute_rows(before: pa.Table, table: str, rules: Rules, summary: RecomputeSummary) -> pa.Table | None:
+    """The rows with fresh quality columns, counted into `summary`; None when none changed."""
     rows = before.to_pylist()
     if table == "llm_calls":
         fresh, names, schema = [_call(row, rules) for row in rows], QUALITY_COLUMNS, LLM_CALLS_SCHEMA
@@ -69,20 +108,16 @@ def recompute_file(path: Path, table: str, rules: Rules, summary: RecomputeSumma
             LLM_MESSAGES_SCHEMA,
         )
     changed = sum(any(row.get(n) != new.get(n) for n in names) for row, new in zip(rows, fresh, strict=True))
-    summary.files += 1
     summary.rows += len(rows)
     summary.changed += changed
     if not changed:
-        return False
+        return None
     after = before
     for name in names:
         column = pa.array([new.get(name) for new in fresh], schema.field(name).type)
         index = after.schema.get_field_index(name)
         after = after.set_column(index, name, column) if index >= 0 else after.append_column(name, column)
-    if not replace_file(path, after, "quality"):
-        return False
-    summary.rewritten += 1
-    return True
+    return after
 
 
 def _call(row: dict[str, Any], rules: Rules) -> dict[str, Any]:
