@@ -23,6 +23,7 @@ import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+from collector import memory
 from collector import quality as quality_rules
 from collector.signals import SIGNALS, TRACES
 from store.config import QualityConfig
@@ -54,6 +55,7 @@ def price_calls(pricer: Pricer, calls: pa.Table) -> pa.Table:
 
 def _start_worker(parent_pid: int, pricer: Pricer | None, quality: QualityConfig | None) -> None:
     global _worker_pricer
+    memory.limit_retention()
     _worker_pricer = pricer
     quality_rules.configure(quality)  # the [quality] rules the normalizer applies in this process
     # The first `pa.array` imports pandas if it can, only to ask whether its input is a pandas

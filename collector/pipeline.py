@@ -4,9 +4,12 @@ Comes in: (WAL sequence number, request bytes) pairs from the Export handlers, a
 the WAL records that were not yet written to Parquet. Decoding runs in worker processes
 (`collector.decode_pool`, which also prices LLM calls); results are taken in WAL order. Goes out:
 Parquet files through `store.writer`, then a WAL checkpoint.
-Must not: checkpoint a record before its rows are in committed files, or hold more than
-`max_queue_bytes` of requests in memory (`reserve` says no first, and the handler answers
-RESOURCE_EXHAUSTED so the client retries later).
+Must not: checkpoint a record before its rows are in committed files, or let memory grow with
+load. What it holds is bounded in bytes: undecoded requests (queued or decoding) by
+`max_queue_bytes`, decoded rows waiting for a flush by `max_buffer_bytes` (reaching it flushes
+early; if flushes keep failing, `reserve` says no). When either is full the handler answers
+RESOURCE_EXHAUSTED / 429 so the client retries later; the request was not logged, so nothing
+acknowledged is at risk.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pyarrow as pa
 
+from collector import memory
 from collector.decode_pool import DecodePool, decode_payload, from_ipc
 from collector.selfmetrics import Counters
 from collector.signals import SIGNALS
@@ -47,6 +52,7 @@ class Pipeline:
         pricer: Pricer | None = None,
         decode_workers: int = 0,
         quality: QualityConfig | None = None,
+        max_buffer_bytes: int = 32 << 20,
     ) -> None:
         self.root = root
         self.wal = wal
@@ -54,12 +60,15 @@ class Pipeline:
         self.max_queue_bytes = max_queue_bytes
         self.flush_interval_s = flush_interval_s
         self.flush_max_rows = flush_max_rows
+        self.max_buffer_bytes = max_buffer_bytes
         self.pricer = pricer
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._queued_bytes = 0
         self._buffers: dict[str, list[pa.Table]] = {}
         self._buffered_rows: dict[str, int] = {}
+        self._buffered_bytes = 0  # Arrow bytes of the decoded tables in `_buffers`
+        self._flush_failed = False
         self._buffered_seq = 0
         self._pool = DecodePool(decode_workers, pricer, quality)
         self._max_in_flight = max(2, 2 * decode_workers)
@@ -69,7 +78,7 @@ class Pipeline:
     def has_room(self, nbytes: int) -> bool:
         """Would `reserve(nbytes)` succeed right now? (A hint: only `reserve` claims the room.)"""
         queued = self._queued_bytes
-        return not queued or queued + nbytes <= self.max_queue_bytes
+        return self._buffer_has_room() and (not queued or queued + nbytes <= self.max_queue_bytes)
 
     def reserve(self, nbytes: int) -> bool:
         """Claim room for a request about to be logged; False means 'overloaded, retry later'."""
@@ -77,9 +86,16 @@ class Pipeline:
             # One request is always admitted on an empty queue, so no size can starve forever.
             if self._queued_bytes and self._queued_bytes + nbytes > self.max_queue_bytes:
                 return False
+            if not self._buffer_has_room():
+                return False
             self._queued_bytes += nbytes
         self.counters.add(queue_bytes=nbytes)
         return True
+
+    def _buffer_has_room(self) -> bool:
+        # Buffers past their limit are flushed at once; still past it means the flushes fail
+        # (a full disk) or lag: take no more until they are written.
+        return self._buffered_bytes < self.max_buffer_bytes
 
     def release(self, nbytes: int) -> None:
         with self._lock:
@@ -90,14 +106,18 @@ class Pipeline:
         """Queue a logged request (its bytes, as in the WAL); `reserve(len(payload))` came first."""
         self._queue.put((seq, kind, payload, len(payload)))
 
-    def replay(self, records: list[WalRecord]) -> int:
+    def replay(self, records: Iterable[WalRecord]) -> int:
         """Decode and write WAL records left over from the last run, before serving."""
+        count = 0
         for record in records:
             self._start_decode(record.seq, record.kind, record.payload, 0)
             self._collect(block=len(self._in_flight) >= self._max_in_flight)
+            if self._buffers_full():  # a long log is written as it goes, not gathered in memory
+                self._flush()
+            count += 1
         self._drain()
         self._flush()
-        return len(records)
+        return count
 
     def start(self) -> None:
         self._thread.start()
@@ -130,10 +150,14 @@ class Pipeline:
             if item is not None:
                 self._start_decode(*item)
             self._collect(block=len(self._in_flight) >= self._max_in_flight)
-            full = any(rows >= self.flush_max_rows for rows in self._buffered_rows.values())
-            if full or time.monotonic() >= deadline:
+            # After a failed flush (disk full) the next try waits for the interval, full or not.
+            if (self._buffers_full() and not self._flush_failed) or time.monotonic() >= deadline:
                 self._flush()
                 deadline = time.monotonic() + self.flush_interval_s
+
+    def _buffers_full(self) -> bool:
+        full_rows = any(rows >= self.flush_max_rows for rows in self._buffered_rows.values())
+        return full_rows or self._buffered_bytes >= self.max_buffer_bytes
 
     def _start_decode(self, seq: int, kind: int, payload: bytes, nbytes: int) -> None:
         if kind not in SIGNALS:
@@ -159,6 +183,8 @@ class Pipeline:
             for name, table in tables.items():
                 self._buffers.setdefault(name, []).append(table)
                 self._buffered_rows[name] = self._buffered_rows.get(name, 0) + table.num_rows
+                self._buffered_bytes += table.nbytes
+            self.counters.set(buffered_bytes=self._buffered_bytes)
             self._buffered_seq = max(self._buffered_seq, seq)
 
     def _result(self, future: Future, kind: int, payload: bytes) -> dict[str, bytes]:
@@ -192,15 +218,20 @@ class Pipeline:
         try:
             # `spans` last: a reader that sees a task already sees its LLM calls and messages.
             for name in sorted(self._buffers, key=lambda table: table == "spans"):
-                table = pa.concat_tables(self._buffers[name])
+                parts = self._buffers[name]
+                nbytes = sum(part.nbytes for part in parts)
+                table = pa.concat_tables(parts)
                 write_partitioned(self.root, name, table, tag=f"{self._buffered_seq:020d}")
                 # Dropped table by table, so a failure part-way does not write the rest twice.
                 del self._buffers[name]
                 self._buffered_rows.pop(name, None)
+                self._buffered_bytes -= nbytes
                 self.counters.add(**{f"stored_{name}": table.num_rows})
+                del table, parts  # the next table's flush need not hold this one's memory
         except OSError as exc:
             self.counters.add(flush_errors=1)
             logger.error("flush failed, will retry error=%s", exc)
+            self._flush_failed = True
             return
         try:
             self.wal.checkpoint(self._buffered_seq)
@@ -211,8 +242,12 @@ class Pipeline:
             # replays rows the views dedupe.
             self.counters.add(flush_errors=1)
             logger.error("wal checkpoint failed, will retry error=%s", exc)
+            self._flush_failed = True
             return
         self._buffered_seq = 0
+        self._flush_failed = False
+        self.counters.set(buffered_bytes=self._buffered_bytes)
+        memory.trim()  # the flushed tables' heap pages, back to the kernel
         elapsed = (time.perf_counter() - started) * 1000
         self.counters.add(flushes=1)
         self.counters.set(last_flush_ms=elapsed)
