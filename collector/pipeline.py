@@ -52,7 +52,7 @@ class Pipeline:
         pricer: Pricer | None = None,
         decode_workers: int = 0,
         quality: QualityConfig | None = None,
-        max_buffer_bytes: int = 32 << 20,
+        max_buffer_bytes: int = 24 << 20,
     ) -> None:
         self.root = root
         self.wal = wal
