@@ -92,6 +92,12 @@ class Pipeline:
         self.counters.add(queue_bytes=nbytes)
         return True
 
+    def why_full(self) -> str:
+        """What a refusal tells the client."""
+        if not self._buffer_has_room():
+            return f"decoded rows waiting for the Parquet writer ({self._buffered_bytes} bytes buffered)"
+        return f"ingest queue full ({self._queued_bytes} bytes waiting)"
+
     def _buffer_has_room(self) -> bool:
         # Buffers past their limit are flushed at once; still past it means the flushes fail
         # (a full disk) or lag: take no more until they are written.
@@ -178,13 +184,12 @@ class Pipeline:
                 logger.exception("decode failed seq=%d: request kept in %s for a fixed decoder", seq, path)
                 self.counters.add(decode_errors=1)
                 tables = {}
-            finally:
-                self.release(nbytes)
             for name, table in tables.items():
                 self._buffers.setdefault(name, []).append(table)
                 self._buffered_rows[name] = self._buffered_rows.get(name, 0) + table.num_rows
                 self._buffered_bytes += table.nbytes
             self.counters.set(buffered_bytes=self._buffered_bytes)
+            self.release(nbytes)  # after its rows are counted: so its bytes are always counted in one or the other
             self._buffered_seq = max(self._buffered_seq, seq)
 
     def _result(self, future: Future, kind: int, payload: bytes) -> dict[str, bytes]:
