@@ -10,7 +10,12 @@ threads queue their records, one flusher thread writes everything queued with on
 fsync, then wakes them all. A torn record at the tail (a crash mid-write) fails its CRC or
 length check; it was never acknowledged, so recovery cuts the segment there.
 `<dir>/checkpoint` holds the highest sequence number whose rows are safely in Parquet; segments
-entirely at or below it are deleted.
+entirely at or below it are recycled: renamed to `<dir>/<random>.spare` (up to MAX_SPARES, the
+rest deleted) and written over from the start when the log next rotates. Overwriting blocks a
+file already owns makes each fsync a pure data flush, with no journal commit to wait for, and
+nothing is deleted under load: deleting a 64 MiB segment (ext4 with online discard) stalled every
+acknowledgement for 100-600 ms. A recycled segment's stale tail is told apart from records by
+their sequence numbers, which only grow within a segment and start at its name.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import logging
 import os
 import struct
 import threading
+import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<QIIB")
 _SUFFIX = ".wal"
+_SPARE = ".spare"
+MAX_SPARES = 2
 _IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024)
 
 
@@ -68,6 +76,7 @@ class WriteAheadLog:
         self.last_error = ""  # why the last write failed; cleared by the next good one
         self.last_error_bytes = 0  # how much that write needed
         self._flusher: threading.Thread | None = None
+        self._spare_lock = threading.Lock()  # the pipeline's checkpoints retire, the flusher takes
 
     # -- recovery ---------------------------------------------------------------------------
 
@@ -84,17 +93,18 @@ class WriteAheadLog:
 
     def _read_segment(self, path: Path) -> Iterator[WalRecord]:
         data = path.read_bytes()
-        offset = 0
+        offset, floor = 0, int(path.stem)
         while offset + _HEADER.size <= len(data):
             seq, length, crc, kind = _HEADER.unpack_from(data, offset)
             start = offset + _HEADER.size
             payload = data[start : start + length]
-            if len(payload) != length or zlib.crc32(payload, kind) != crc:
+            # A lower seq is a recycled segment's old content (gaps are fine: a failed write's seqs).
+            if seq < floor or len(payload) != length or zlib.crc32(payload, kind) != crc:
                 break
             yield WalRecord(seq, kind, payload)
-            offset = start + length
+            offset, floor = start + length, seq + 1
         if offset != len(data):
-            logger.warning("wal torn tail cut segment=%s at=%d of=%d", path.name, offset, len(data))
+            logger.warning("wal torn or recycled tail cut segment=%s at=%d of=%d", path.name, offset, len(data))
             with open(path, "r+b") as handle:
                 handle.truncate(offset)
                 os.fsync(handle.fileno())
@@ -200,10 +210,12 @@ class WriteAheadLog:
         if self._file is not None:
             self._file.close()
         path = self.directory / f"{first_seq:020d}{_SUFFIX}"
+        recycled = self._take_spare(path)
         # Fix: unbuffered. A buffered file kept the bytes of a write that failed (disk full) in its
         # buffer, so the `seek` meant to cut them off raised again, the torn record stayed on disk,
         # the buffered rest was written out with the next batch, and close() raised.
-        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the segment
+        mode = "r+b" if recycled else "ab"  # a spare is written over from its start
+        self._file = open(path, mode, buffering=0)  # noqa: SIM115 - lives as long as the segment
         self._segment_size = self._file.tell()
         fsync_dir(self.directory)
 
@@ -225,7 +237,32 @@ class WriteAheadLog:
         for segment, following in zip(segments, segments[1:], strict=False):
             # A segment's last seq is one below the next segment's first.
             if int(following.stem) - 1 <= seq and segment != current:
-                segment.unlink(missing_ok=True)
+                self._retire(segment)
+
+    def _retire(self, segment: Path) -> None:
+        """An obsolete segment becomes a spare for the next rotation, or is deleted if there are enough."""
+        with self._spare_lock:
+            if len(self._spares()) < MAX_SPARES:
+                try:
+                    segment.rename(self.directory / f"{uuid.uuid4().hex}{_SPARE}")
+                    return
+                except OSError:
+                    pass
+            segment.unlink(missing_ok=True)
+
+    def _take_spare(self, path: Path) -> bool:
+        """Rename a spare segment to `path` (its old records stay until overwritten); False if none."""
+        with self._spare_lock:
+            for spare in self._spares():
+                try:
+                    spare.rename(path)
+                    return True
+                except OSError:
+                    continue
+        return False
+
+    def _spares(self) -> list[Path]:
+        return sorted(self.directory.glob(f"*{_SPARE}"))
 
     def close(self) -> None:
         with self._cond:
