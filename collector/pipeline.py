@@ -192,7 +192,7 @@ class Pipeline:
             self.release(nbytes)  # after its rows are counted: so its bytes are always counted in one or the other
             self._buffered_seq = max(self._buffered_seq, seq)
 
-    def _result(self, future: Future, kind: int, payload: bytes) -> dict[str, bytes]:
+    def _result(self, future: Future, kind: int, payload: bytes) -> dict[str, bytearray]:
         try:
             return future.result()
         except BrokenProcessPool:
