@@ -236,6 +236,7 @@ class Pipeline:
         except OSError as exc:
             self.counters.add(flush_errors=1)
             logger.error("flush failed, will retry error=%s", exc)
+            self.wal.release_spares()  # if the disk is full, the log's spare segments hold space
             self._flush_failed = True
             return
         try:

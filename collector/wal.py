@@ -15,7 +15,8 @@ rest deleted) and written over from the start when the log next rotates. Overwri
 file already owns makes each fsync a pure data flush, with no journal commit to wait for, and
 nothing is deleted under load: deleting a 64 MiB segment (ext4 with online discard) stalled every
 acknowledgement for 100-600 ms. A recycled segment's stale tail is told apart from records by
-their sequence numbers, which only grow within a segment and start at its name.
+their sequence numbers, which only grow within a segment and start at its name. A failed write
+(or Parquet flush) deletes the spares: a full disk needs that space more.
 """
 
 from __future__ import annotations
@@ -189,6 +190,7 @@ class WriteAheadLog:
             return None
         except OSError as exc:
             logger.error("wal write failed bytes=%d error=%s", size, exc)
+            self.release_spares()  # a full disk gets their space back before the client retries
             self.last_error = f"write-ahead log write failed: {exc.strerror or exc}"
             self.last_error_bytes = size
             return WalError(exc.errno, self.last_error)
@@ -260,6 +262,14 @@ class WriteAheadLog:
                 except OSError:
                     continue
         return False
+
+    def release_spares(self) -> int:
+        """Delete the spare segments (a full disk needs their space more than we need reuse)."""
+        with self._spare_lock:
+            spares = self._spares()
+            for spare in spares:
+                spare.unlink(missing_ok=True)
+        return len(spares)
 
     def _spares(self) -> list[Path]:
         return sorted(self.directory.glob(f"*{_SPARE}"))

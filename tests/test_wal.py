@@ -106,3 +106,17 @@ def test_obsolete_segments_are_recycled_and_their_old_records_never_replayed(tmp
     assert reopened.append(1, b"after") == 15
     reopened.close()
     assert [r.seq for r in WriteAheadLog(tmp_path).recover()] == [13, 14, 15]
+
+
+def test_spare_segments_are_given_up_when_a_write_fails(tmp_path: Path) -> None:
+    """Spares hold disk space: a failed write (a full disk) deletes them so the retry can fit."""
+    wal = _open(tmp_path, segment_bytes=100)
+    for i in range(6):
+        wal.append(1, b"x" * 90 + bytes([i]))
+    wal.checkpoint(6)
+    assert list(tmp_path.glob("*.spare"))
+    assert wal.release_spares() >= 1
+    assert not list(tmp_path.glob("*.spare"))
+    assert wal.append(1, b"after") == 7  # rotation without a spare starts a new file
+    wal.close()
+    assert [r.seq for r in WriteAheadLog(tmp_path).recover()] == [7]
