@@ -353,9 +353,24 @@ def stored_rows(data_dir: Path) -> tuple[int, int]:
         con.close()
 
 
+def seed_store(source: Path, data_dir: Path) -> tuple[set[int], tuple[int, int]]:
+    """Hard-link a generated store's tables (bench.store_gen) into `data_dir`, so a run starts on a
+    store already holding that much data without copying it (the collector never writes into an
+    existing file: new files are written beside and renamed). Returns the seed files' inodes and
+    its row counts, to leave them out of the run's figures."""
+    for table in ("spans", "llm_calls", "outcomes"):
+        for path in (source / table).rglob("*.parquet"):
+            target = data_dir / path.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, target)
+    inodes = {path.stat().st_ino for path in data_dir.rglob("*.parquet")}
+    return inodes, stored_rows(data_dir)
+
+
 def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[tuple[bytes, int, int]]) -> dict:
     work = Path(tempfile.mkdtemp(prefix="vigil-bench-", dir=args.tmp_dir))
     data_dir = work / "data"
+    seed_inodes, seed_rows = seed_store(Path(args.seed_store), data_dir) if args.seed_store else (set(), (0, 0))
     try:
         with CollectorProcess(data_dir, fsync) as collector:
             profiler = None
@@ -369,11 +384,13 @@ def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[
         if profiler is not None:
             profiler.wait(timeout=60)
             print_profile(work / "profile.folded", "native, all busy threads" if args.py_spy_native else "--gil")
-        spans, calls = stored_rows(data_dir)
-        parquet_bytes = [p.stat().st_size for p in data_dir.rglob("*.parquet")]
+        spans, calls = (n - seeded for n, seeded in zip(stored_rows(data_dir), seed_rows, strict=True))
+        files = [p.stat() for p in data_dir.rglob("*.parquet")]
+        parquet_bytes = [f.st_size for f in files if f.st_ino not in seed_inodes]
         secs, raw = load.elapsed_s, not args.sdk
         return {
             "mode": "sdk" if args.sdk else (f"paced {rate:,.0f}/s" if rate else "max"),
+            "seed_store_spans": seed_rows[0],
             "wal_fsync": fsync,
             "concurrency": args.concurrency if raw else 1,
             "load_s": round(secs, 2),
@@ -507,6 +524,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds left out of latency figures")
     parser.add_argument("--retry-sleep", type=float, default=0.05, help="seconds before retrying a refusal")
     parser.add_argument("--tmp-dir", help="where the data folders go (default: system temp)")
+    parser.add_argument(
+        "--seed-store",
+        help="start on a store already holding this generated store's data (bench.store_gen output, "
+        "hard-linked: same file system as --tmp-dir); its rows and files are left out of the figures",
+    )
     parser.add_argument("--keep-data", action="store_true", help="keep the data folders and collector log")
     parser.add_argument("--stages", action="store_true", help="time parse/validate/decode/write in-process only")
     parser.add_argument("--py-spy", action="store_true", help="profile the collector with py-spy --gil")

@@ -30,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 
 from bench.ingest import build_request
+from collector import memory
 from collector.attributes import decode_attributes
 from collector.decode_pool import _to_ipc, from_ipc
 from collector.decode_traces import decode_traces, validate_traces
@@ -127,7 +128,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--top", type=int, default=25, help="functions in the profile (default 25)")
     parser.add_argument("--no-profile", action="store_true", help="stage figures only")
     parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    parser.add_argument(
+        "--allocators",
+        choices=["collector", "default"],
+        default="collector",
+        help="collector: the allocator settings the collector's processes run with (collector.memory); "
+        "default: Python's and pyarrow's own (to see what those settings cost)",
+    )
     args = parser.parse_args(argv)
+    if args.allocators == "collector":
+        memory.limit_retention()
 
     built = [build_request(1_000 + i, args.spans_per_request, args.content_bytes) for i in range(args.payloads)]
     payloads = [payload for payload, _ in built]

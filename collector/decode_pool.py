@@ -14,7 +14,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -23,6 +22,7 @@ import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+from collector import memory
 from collector import quality as quality_rules
 from collector.signals import SIGNALS, TRACES
 from store.config import QualityConfig
@@ -33,7 +33,9 @@ logger = logging.getLogger(__name__)
 _worker_pricer: Pricer | None = None  # a worker process's own, set when it starts (see _start_worker)
 
 
-def decode_payload(kind: int, payload: bytes, received_at_ns: int, pricer: Pricer | None = None) -> dict[str, bytes]:
+def decode_payload(
+    kind: int, payload: bytes, received_at_ns: int, pricer: Pricer | None = None
+) -> dict[str, bytearray]:
     """Parse, decode and price one request; tables come back as Arrow IPC streams (empty ones left out)."""
     signal = SIGNALS[kind]
     tables = signal.decode(signal.request_type.FromString(payload), received_at_ns)
@@ -54,22 +56,11 @@ def price_calls(pricer: Pricer, calls: pa.Table) -> pa.Table:
 
 def _start_worker(parent_pid: int, pricer: Pricer | None, quality: QualityConfig | None) -> None:
     global _worker_pricer
+    memory.limit_retention()
+    memory.without_pandas()
     _worker_pricer = pricer
     quality_rules.configure(quality)  # the [quality] rules the normalizer applies in this process
-    # The first `pa.array` imports pandas if it can, only to ask whether its input is a pandas
-    # object: 1.5 s of CPU and ~40 MB of RSS per worker. Decoding never hands pyarrow pandas
-    # objects, so a worker runs as if pandas were not installed (pyarrow supports that).
-    sys.meta_path.insert(0, _WithoutPandas())
     _exit_with_parent(parent_pid)
-
-
-class _WithoutPandas:
-    """An import finder under which `import pandas` fails as if it were not installed."""
-
-    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
-        if name == "pandas" or name.startswith("pandas."):
-            raise ModuleNotFoundError(f"no {name} in vigil decode workers", name=name)
-        return None
 
 
 def _exit_with_parent(parent_pid: int) -> None:
@@ -95,15 +86,21 @@ def _ready() -> bool:
     return bool(decode_payload(TRACES.wal_kind, request.SerializeToString(), 0))
 
 
-def from_ipc(data: bytes) -> pa.Table:
+def from_ipc(data: bytes | bytearray) -> pa.Table:
     return pa.ipc.open_stream(data).read_all()
 
 
-def _to_ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
+def _to_ipc(table: pa.Table) -> bytearray:
+    """The table as an Arrow IPC stream, written once into memory of its exact size: a growing
+    stream buffer plus a copy out of it cost 3-4x as much for large tables (each fresh block is
+    mapped and faulted in; see collector.memory), and held the table three times at the peak."""
+    size = pa.MockOutputStream()
+    with pa.ipc.new_stream(size, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    out = bytearray(size.size())
+    with pa.ipc.new_stream(pa.FixedSizeBufferWriter(pa.py_buffer(out)), table.schema) as writer:
+        writer.write_table(table)
+    return out
 
 
 class DecodePool:
@@ -136,10 +133,10 @@ class DecodePool:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = self._start()
 
-    def submit(self, kind: int, payload: bytes, received_at_ns: int) -> Future[dict[str, bytes]]:
+    def submit(self, kind: int, payload: bytes, received_at_ns: int) -> Future[dict[str, bytearray]]:
         if self._executor is not None:
             return self._executor.submit(decode_payload, kind, payload, received_at_ns)
-        future: Future[dict[str, bytes]] = Future()
+        future: Future[dict[str, bytearray]] = Future()
         try:
             future.set_result(decode_payload(kind, payload, received_at_ns, self.pricer))
         except Exception as exc:  # noqa: BLE001 - handed to the caller like a worker's error

@@ -25,7 +25,7 @@ from google.protobuf.message import DecodeError, Message
 
 from collector.auth import Unauthenticated
 from collector.otlp_json import decode_json, encode_json
-from collector.service import RETRY_AFTER_S, Ingest, google_status, status_for
+from collector.service import RETRY_AFTER_S, Ingest, Overloaded, google_status, status_for
 from collector.signals import SIGNALS
 from store.outcomes import verdict_row
 
@@ -158,6 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"use {PROTOBUF} or {JSON}\n".encode(), "text/plain")
             return
         try:
+            self._refuse_if_full()
             body = self._read_body()
             if content_type == JSON:
                 request: Message = decode_json(body, signal.request_type)
@@ -212,6 +213,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.SERVICE_UNAVAILABLE, body, JSON, {"Retry-After": str(RETRY_AFTER_S)})
             return
         self._reply(HTTPStatus.OK, json.dumps({"accepted": accepted}).encode(), JSON)
+
+    def _refuse_if_full(self) -> None:
+        """Refuse an Export the queue could not take before reading its body into memory (the
+        handler checks again, exactly, once it has the request)."""
+        length = self.headers.get("Content-Length", "")
+        if length.isdigit() and not self.ingest.pipeline.has_room(int(length)):
+            self._discard_body()  # read in 64 KiB pieces and dropped, so the client gets our answer
+            raise Overloaded(self.ingest.pipeline.why_full())
 
     def _read_body(self) -> bytes:
         length = self.headers.get("Content-Length")

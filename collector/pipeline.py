@@ -6,9 +6,12 @@ the WAL records that were not yet written to Parquet. Decoding runs in worker pr
 rows through a `store.location.TableSink` (Parquet files, or Delta commits on object storage), then a
 WAL checkpoint. A record whose rows a table already holds (the sink's `committed()`: a Delta commit
 made just before a crash, before the checkpoint) is not written to that table again on replay.
-Must not: checkpoint a record before its rows are in committed files, or hold more than
-`max_queue_bytes` of requests in memory (`reserve` says no first, and the handler answers
-RESOURCE_EXHAUSTED so the client retries later).
+Must not: checkpoint a record before its rows are in committed files, or let memory grow with
+load. What it holds is bounded in bytes: undecoded requests (queued or decoding) by
+`max_queue_bytes`, decoded rows waiting for a flush by `max_buffer_bytes` (reaching it flushes
+early; if flushes keep failing, `reserve` says no). When either is full the handler answers
+RESOURCE_EXHAUSTED / 429 so the client retries later; the request was not logged, so nothing
+acknowledged is at risk.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pyarrow as pa
 
+from collector import memory
 from collector.decode_pool import DecodePool, decode_payload, from_ipc
 from collector.selfmetrics import Counters
 from collector.signals import SIGNALS
@@ -50,6 +55,7 @@ class Pipeline:
         decode_workers: int = 0,
         quality: QualityConfig | None = None,
         sink: TableSink | None = None,
+        max_buffer_bytes: int = 24 << 20,
     ) -> None:
         self.root = root
         self.sink = sink or ParquetSink(root)
@@ -60,12 +66,15 @@ class Pipeline:
         self.max_queue_bytes = max_queue_bytes
         self.flush_interval_s = flush_interval_s
         self.flush_max_rows = flush_max_rows
+        self.max_buffer_bytes = max_buffer_bytes
         self.pricer = pricer
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._queued_bytes = 0
         self._buffers: dict[str, list[pa.Table]] = {}
         self._buffered_rows: dict[str, int] = {}
+        self._buffered_bytes = 0  # Arrow bytes of the decoded tables in `_buffers`
+        self._flush_failed = False
         self._buffered_seq = 0
         self._pool = DecodePool(decode_workers, pricer, quality)
         self._max_in_flight = max(2, 2 * decode_workers)
@@ -75,7 +84,7 @@ class Pipeline:
     def has_room(self, nbytes: int) -> bool:
         """Would `reserve(nbytes)` succeed right now? (A hint: only `reserve` claims the room.)"""
         queued = self._queued_bytes
-        return not queued or queued + nbytes <= self.max_queue_bytes
+        return self._buffer_has_room() and (not queued or queued + nbytes <= self.max_queue_bytes)
 
     def reserve(self, nbytes: int) -> bool:
         """Claim room for a request about to be logged; False means 'overloaded, retry later'."""
@@ -83,9 +92,22 @@ class Pipeline:
             # One request is always admitted on an empty queue, so no size can starve forever.
             if self._queued_bytes and self._queued_bytes + nbytes > self.max_queue_bytes:
                 return False
+            if not self._buffer_has_room():
+                return False
             self._queued_bytes += nbytes
         self.counters.add(queue_bytes=nbytes)
         return True
+
+    def why_full(self) -> str:
+        """What a refusal tells the client."""
+        if not self._buffer_has_room():
+            return f"decoded rows waiting for the Parquet writer ({self._buffered_bytes} bytes buffered)"
+        return f"ingest queue full ({self._queued_bytes} bytes waiting)"
+
+    def _buffer_has_room(self) -> bool:
+        # Buffers past their limit are flushed at once; still past it means the flushes fail
+        # (a full disk) or lag: take no more until they are written.
+        return self._buffered_bytes < self.max_buffer_bytes
 
     def release(self, nbytes: int) -> None:
         with self._lock:
@@ -96,14 +118,18 @@ class Pipeline:
         """Queue a logged request (its bytes, as in the WAL); `reserve(len(payload))` came first."""
         self._queue.put((seq, kind, payload, len(payload)))
 
-    def replay(self, records: list[WalRecord]) -> int:
+    def replay(self, records: Iterable[WalRecord]) -> int:
         """Decode and write WAL records left over from the last run, before serving."""
+        count = 0
         for record in records:
             self._start_decode(record.seq, record.kind, record.payload, 0)
             self._collect(block=len(self._in_flight) >= self._max_in_flight)
+            if self._buffers_full():  # a long log is written as it goes, not gathered in memory
+                self._flush()
+            count += 1
         self._drain()
         self._flush()
-        return len(records)
+        return count
 
     def start(self) -> None:
         self._thread.start()
@@ -136,10 +162,14 @@ class Pipeline:
             if item is not None:
                 self._start_decode(*item)
             self._collect(block=len(self._in_flight) >= self._max_in_flight)
-            full = any(rows >= self.flush_max_rows for rows in self._buffered_rows.values())
-            if full or time.monotonic() >= deadline:
+            # After a failed flush (disk full) the next try waits for the interval, full or not.
+            if (self._buffers_full() and not self._flush_failed) or time.monotonic() >= deadline:
                 self._flush()
                 deadline = time.monotonic() + self.flush_interval_s
+
+    def _buffers_full(self) -> bool:
+        full_rows = any(rows >= self.flush_max_rows for rows in self._buffered_rows.values())
+        return full_rows or self._buffered_bytes >= self.max_buffer_bytes
 
     def _start_decode(self, seq: int, kind: int, payload: bytes, nbytes: int) -> None:
         if kind not in SIGNALS:
@@ -160,16 +190,17 @@ class Pipeline:
                 logger.exception("decode failed seq=%d: request kept in %s for a fixed decoder", seq, path)
                 self.counters.add(decode_errors=1)
                 tables = {}
-            finally:
-                self.release(nbytes)
             for name, table in tables.items():
                 if seq <= self._committed.get(name, 0):
                     continue  # already in this table (committed before a crash, not yet checkpointed)
                 self._buffers.setdefault(name, []).append(table)
                 self._buffered_rows[name] = self._buffered_rows.get(name, 0) + table.num_rows
+                self._buffered_bytes += table.nbytes
+            self.counters.set(buffered_bytes=self._buffered_bytes)
+            self.release(nbytes)  # after its rows are counted: so its bytes are always counted in one or the other
             self._buffered_seq = max(self._buffered_seq, seq)
 
-    def _result(self, future: Future, kind: int, payload: bytes) -> dict[str, bytes]:
+    def _result(self, future: Future, kind: int, payload: bytes) -> dict[str, bytearray]:
         try:
             return future.result()
         except BrokenProcessPool:
@@ -200,15 +231,21 @@ class Pipeline:
         try:
             # `spans` last: a reader that sees a task already sees its LLM calls and messages.
             for name in sorted(self._buffers, key=lambda table: table == "spans"):
-                table = pa.concat_tables(self._buffers[name])
+                parts = self._buffers[name]
+                nbytes = sum(part.nbytes for part in parts)
+                table = pa.concat_tables(parts)
                 self.sink.write(name, table, self._buffered_seq)
                 # Dropped table by table, so a failure part-way does not write the rest twice.
                 del self._buffers[name]
                 self._buffered_rows.pop(name, None)
+                self._buffered_bytes -= nbytes
                 self.counters.add(**{f"stored_{name}": table.num_rows})
+                del table, parts  # the next table's flush need not hold this one's memory
         except OSError as exc:
             self.counters.add(flush_errors=1)
             logger.error("flush failed, will retry error=%s", exc)
+            self.wal.release_spares()  # if the disk is full, the log's spare segments hold space
+            self._flush_failed = True
             return
         try:
             self.wal.checkpoint(self._buffered_seq)
@@ -219,8 +256,12 @@ class Pipeline:
             # replays rows the views dedupe.
             self.counters.add(flush_errors=1)
             logger.error("wal checkpoint failed, will retry error=%s", exc)
+            self._flush_failed = True
             return
         self._buffered_seq = 0
+        self._flush_failed = False
+        self.counters.set(buffered_bytes=self._buffered_bytes)
+        memory.trim()  # the flushed tables' heap pages, back to the kernel
         elapsed = (time.perf_counter() - started) * 1000
         self.counters.add(flushes=1)
         self.counters.set(last_flush_ms=elapsed)

@@ -37,7 +37,7 @@ class Counters:
         )
 
 
-GAUGES = frozenset({"queue_bytes", "last_flush_ms", "wal_bytes"})
+GAUGES = frozenset({"queue_bytes", "buffered_bytes", "last_flush_ms", "wal_bytes"})
 
 
 def prometheus_text(values: dict[str, float]) -> str:

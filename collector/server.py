@@ -21,6 +21,7 @@ import grpc
 from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from collector import memory
 from collector.auth import Authenticator
 from collector.http_server import HttpFrontEnd
 from collector.instance import instance_id
@@ -57,6 +58,7 @@ class Collector:
 
     def __enter__(self) -> Collector:
         cfg = self.config.collector
+        memory.limit_retention()  # before any thread starts: see collector.memory
         pricer = Pricer.from_config(self.config.pricing)  # first: a bad price file stops start-up cleanly
         auth = self._authenticator()
         redactor = Redactor(self.config.redaction) if self.config.redaction.enabled else None
@@ -77,7 +79,7 @@ class Collector:
                 "every acknowledged request until then"
             ) from None
         # Records logged by a vigil without redaction (or with other rules) are redacted on the way in.
-        replayed = self.pipeline.replay([_sanitized(record, redactor) for record in self.wal.recover()])
+        replayed = self.pipeline.replay(_sanitized(record, redactor) for record in self.wal.recover())
         if replayed:
             logger.info("recovered requests=%d from the write-ahead log", replayed)
         self.wal.start()
@@ -108,6 +110,7 @@ class Collector:
             max_queue_bytes=cfg.max_queue_mib << 20,
             flush_interval_s=cfg.flush_interval_s,
             flush_max_rows=cfg.flush_max_rows,
+            max_buffer_bytes=cfg.flush_max_mib << 20,
             pricer=pricer,
             decode_workers=cfg.decode_workers,
             quality=self.config.quality,

@@ -65,7 +65,7 @@ class Ingest:
         # Turn a request away before parsing it when it could not be queued anyway: under overload
         # the parse is work thrown away, taken from the pipeline that is behind.
         if not self.pipeline.has_room(len(payload)):
-            raise Overloaded(f"ingest queue full ({self.pipeline.queued_bytes} bytes waiting)")
+            raise Overloaded(self.pipeline.why_full())
         request = signal.request_type.FromString(payload)
         return self.export_message(signal, request, payload, project)
 
@@ -85,7 +85,7 @@ class Ingest:
         self.counters.add(requests=1, **{f"received_{signal.name}": total, f"rejected_{signal.name}": rejected})
         if total - rejected:
             if not self.pipeline.reserve(len(payload)):
-                raise Overloaded(f"ingest queue full ({self.pipeline.queued_bytes} bytes waiting)")
+                raise Overloaded(self.pipeline.why_full())
             try:
                 # Handed to the pipeline by the log itself, in log order (see WriteAheadLog.append).
                 self.wal.append(

@@ -10,7 +10,13 @@ threads queue their records, one flusher thread writes everything queued with on
 fsync, then wakes them all. A torn record at the tail (a crash mid-write) fails its CRC or
 length check; it was never acknowledged, so recovery cuts the segment there.
 `<dir>/checkpoint` holds the highest sequence number whose rows are safely in Parquet; segments
-entirely at or below it are deleted.
+entirely at or below it are recycled: renamed to `<dir>/<random>.spare` (up to MAX_SPARES, the
+rest deleted) and written over from the start when the log next rotates. Overwriting blocks a
+file already owns makes each fsync a pure data flush, with no journal commit to wait for, and
+nothing is deleted under load: deleting a 64 MiB segment (ext4 with online discard) stalled every
+acknowledgement for 100-600 ms. A recycled segment's stale tail is told apart from records by
+their sequence numbers, which only grow within a segment and start at its name. A failed write
+(or Parquet flush) deletes the spares: a full disk needs that space more.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import logging
 import os
 import struct
 import threading
+import uuid
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -31,6 +38,9 @@ logger = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("<QIIB")
 _SUFFIX = ".wal"
+_SPARE = ".spare"
+MAX_SPARES = 2
+_IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024)
 
 
 OnDurable = Callable[[int], None]
@@ -55,7 +65,8 @@ class WriteAheadLog:
         directory.mkdir(parents=True, exist_ok=True)
         self.checkpoint_seq = self._read_checkpoint()
         self._cond = threading.Condition()
-        self._pending: list[tuple[int, bytes, OnDurable | None]] = []  # (seq, encoded record, callback)
+        # (seq, header, payload, callback): the payload is the caller's own object, never copied
+        self._pending: list[tuple[int, bytes, bytes, OnDurable | None]] = []
         self._durable_seq = 0
         self._failed: dict[int, WalError] = {}
         self._closed = False
@@ -66,6 +77,7 @@ class WriteAheadLog:
         self.last_error = ""  # why the last write failed; cleared by the next good one
         self.last_error_bytes = 0  # how much that write needed
         self._flusher: threading.Thread | None = None
+        self._spare_lock = threading.Lock()  # the pipeline's checkpoints retire, the flusher takes
 
     # -- recovery ---------------------------------------------------------------------------
 
@@ -82,17 +94,18 @@ class WriteAheadLog:
 
     def _read_segment(self, path: Path) -> Iterator[WalRecord]:
         data = path.read_bytes()
-        offset = 0
+        offset, floor = 0, int(path.stem)
         while offset + _HEADER.size <= len(data):
             seq, length, crc, kind = _HEADER.unpack_from(data, offset)
             start = offset + _HEADER.size
             payload = data[start : start + length]
-            if len(payload) != length or zlib.crc32(payload, kind) != crc:
+            # A lower seq is a recycled segment's old content (gaps are fine: a failed write's seqs).
+            if seq < floor or len(payload) != length or zlib.crc32(payload, kind) != crc:
                 break
             yield WalRecord(seq, kind, payload)
-            offset = start + length
+            offset, floor = start + length, seq + 1
         if offset != len(data):
-            logger.warning("wal torn tail cut segment=%s at=%d of=%d", path.name, offset, len(data))
+            logger.warning("wal torn or recycled tail cut segment=%s at=%d of=%d", path.name, offset, len(data))
             with open(path, "r+b") as handle:
                 handle.truncate(offset)
                 os.fsync(handle.fileno())
@@ -116,7 +129,7 @@ class WriteAheadLog:
             seq = self._next_seq
             self._next_seq += 1
             header = _HEADER.pack(seq, len(payload), zlib.crc32(payload, kind), kind)
-            self._pending.append((seq, header + payload, on_durable))
+            self._pending.append((seq, header, payload, on_durable))
             self._cond.notify_all()
             while self._durable_seq < seq and seq not in self._failed:
                 self._cond.wait()
@@ -133,13 +146,15 @@ class WriteAheadLog:
                 if not self._pending and self._closed:
                     return
                 batch, self._pending = self._pending, []
-            error = self._write_batch(batch[0][0], b"".join(record for _, record, _ in batch))
+            parts = [part for _, header, payload, _ in batch for part in (header, payload)]
+            error = self._write_batch(batch[0][0], parts)
+            del parts
             if error is None:
                 # Fix: appenders used to hand their records to the pipeline themselves, after waking
                 # up, in whatever order the threads ran. Request 2 could reach the pipeline before
                 # request 1, be flushed, and checkpoint 2: a crash then skipped the acknowledged
                 # request 1 on replay. Handing on here, in sequence order, rules that out.
-                for seq, _, on_durable in batch:
+                for seq, _, _, on_durable in batch:
                     if on_durable is not None:
                         try:
                             on_durable(seq)
@@ -149,32 +164,35 @@ class WriteAheadLog:
                 if error is None:
                     self._durable_seq = batch[-1][0]
                 else:
-                    self._failed.update((seq, error) for seq, _, _ in batch)
+                    self._failed.update((seq, error) for seq, *_ in batch)
                 self._cond.notify_all()
+            del batch  # not kept alive (payloads and all) while waiting for the next one
 
-    def _write_batch(self, first_seq: int, data: bytes) -> WalError | None:
+    def _write_batch(self, first_seq: int, parts: list[bytes]) -> WalError | None:
+        size = sum(map(len, parts))
         try:
             if self._file is None or self._segment_size >= self.segment_bytes:
                 self._rotate(first_seq)
             assert self._file is not None
             start = self._file.tell()
             try:
-                _write_all(self._file, data)
+                _write_all(self._file, parts)
                 if self.fsync:
                     os.fdatasync(self._file.fileno())
             except OSError:
                 # Leave no partial record behind: the next batch must start on a clean boundary.
                 self._cut_back(start)
                 raise
-            self._segment_size += len(data)
-            self.bytes_written += len(data)
+            self._segment_size += size
+            self.bytes_written += size
             self.last_error = ""
             self.last_error_bytes = 0
             return None
         except OSError as exc:
-            logger.error("wal write failed bytes=%d error=%s", len(data), exc)
+            logger.error("wal write failed bytes=%d error=%s", size, exc)
+            self.release_spares()  # a full disk gets their space back before the client retries
             self.last_error = f"write-ahead log write failed: {exc.strerror or exc}"
-            self.last_error_bytes = len(data)
+            self.last_error_bytes = size
             return WalError(exc.errno, self.last_error)
 
     def _cut_back(self, offset: int) -> None:
@@ -194,10 +212,12 @@ class WriteAheadLog:
         if self._file is not None:
             self._file.close()
         path = self.directory / f"{first_seq:020d}{_SUFFIX}"
+        recycled = self._take_spare(path)
         # Fix: unbuffered. A buffered file kept the bytes of a write that failed (disk full) in its
         # buffer, so the `seek` meant to cut them off raised again, the torn record stayed on disk,
         # the buffered rest was written out with the next batch, and close() raised.
-        self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - lives as long as the segment
+        mode = "r+b" if recycled else "ab"  # a spare is written over from its start
+        self._file = open(path, mode, buffering=0)  # noqa: SIM115 - lives as long as the segment
         self._segment_size = self._file.tell()
         fsync_dir(self.directory)
 
@@ -219,7 +239,40 @@ class WriteAheadLog:
         for segment, following in zip(segments, segments[1:], strict=False):
             # A segment's last seq is one below the next segment's first.
             if int(following.stem) - 1 <= seq and segment != current:
-                segment.unlink(missing_ok=True)
+                self._retire(segment)
+
+    def _retire(self, segment: Path) -> None:
+        """An obsolete segment becomes a spare for the next rotation, or is deleted if there are enough."""
+        with self._spare_lock:
+            if len(self._spares()) < MAX_SPARES:
+                try:
+                    segment.rename(self.directory / f"{uuid.uuid4().hex}{_SPARE}")
+                    return
+                except OSError:
+                    pass
+            segment.unlink(missing_ok=True)
+
+    def _take_spare(self, path: Path) -> bool:
+        """Rename a spare segment to `path` (its old records stay until overwritten); False if none."""
+        with self._spare_lock:
+            for spare in self._spares():
+                try:
+                    spare.rename(path)
+                    return True
+                except OSError:
+                    continue
+        return False
+
+    def release_spares(self) -> int:
+        """Delete the spare segments (a full disk needs their space more than we need reuse)."""
+        with self._spare_lock:
+            spares = self._spares()
+            for spare in spares:
+                spare.unlink(missing_ok=True)
+        return len(spares)
+
+    def _spares(self) -> list[Path]:
+        return sorted(self.directory.glob(f"*{_SPARE}"))
 
     def close(self) -> None:
         with self._cond:
@@ -245,8 +298,15 @@ class WriteAheadLog:
             return 0
 
 
-def _write_all(file: BinaryIO, data: bytes) -> None:
-    """An unbuffered write may be short (the disk filled up part-way): write on until done or raised."""
-    view = memoryview(data)
-    while view:
-        view = view[file.write(view) :]
+def _write_all(file: BinaryIO, parts: list[bytes]) -> None:
+    """Gathered writes of the records' headers and payloads as they are (joining them would copy
+    every payload of the batch once more). A write may be short (the disk filled up part-way):
+    write on until done or raised."""
+    views = [memoryview(part) for part in parts if part]
+    while views:
+        written = os.writev(file.fileno(), views[:_IOV_MAX])
+        while written and views:
+            if written >= len(views[0]):
+                written -= len(views.pop(0))
+            else:
+                views[0], written = views[0][written:], 0

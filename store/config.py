@@ -36,11 +36,14 @@ class CollectorConfig:
     # Largest accepted request, like the OTel Collector's max_recv_msg_size_mib.
     max_message_mib: int = 16
     # Undecoded request bytes allowed in memory before Export answers RESOURCE_EXHAUSTED.
-    max_queue_mib: int = 64
+    max_queue_mib: int = 16
     # How often buffered rows are written to Parquet (and become queryable).
     flush_interval_s: float = 1.0
     # Rows per table that trigger an early flush.
     flush_max_rows: int = 50_000
+    # Decoded rows (Arrow MiB, all tables) that trigger an early flush; while a failing flush keeps
+    # this much in memory, Export answers RESOURCE_EXHAUSTED.
+    flush_max_mib: int = 24
     # fsync the write-ahead log before acknowledging; off only for benchmarks.
     wal_fsync: bool = True
     # WAL segment size before rotation.
@@ -253,7 +256,8 @@ class Config:
     def validate(self) -> Config:
         parse_listen(self.collector.grpc_listen, "collector.grpc_listen")
         parse_listen(self.collector.http_listen, "collector.http_listen")
-        for name in ("max_message_mib", "max_queue_mib", "flush_max_rows", "wal_segment_mib", "workers"):
+        positive = ("max_message_mib", "max_queue_mib", "flush_max_rows", "flush_max_mib", "wal_segment_mib", "workers")
+        for name in positive:
             if getattr(self.collector, name) <= 0:
                 raise ConfigError(f"collector.{name} must be a positive number")
         if self.collector.decode_workers < 0:

@@ -52,8 +52,12 @@ def write_partitioned(root: Path, table: str, data: pa.Table, tag: str = "") -> 
     data = data.cast(TABLES[table])
     dates = pc.strftime(data[PARTITION_TIME[table]], format="%Y-%m-%d", locale="C")
     written = []
-    for date in pc.unique(dates).to_pylist():
-        part = data.filter(pc.equal(dates, date)) if date is not None else data.filter(pc.is_null(dates))
+    days = pc.unique(dates).to_pylist()
+    for date in days:
+        if len(days) == 1:  # the usual flush: one day, written as it is (a filter would copy it all)
+            part = data
+        else:
+            part = data.filter(pc.equal(dates, date)) if date is not None else data.filter(pc.is_null(dates))
         folder = table_dir(root, table) / f"date={date or '1970-01-01'}"
         written.append(write_file(folder, part, tag))
     return written

@@ -28,6 +28,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
 
+import re2
+
 from store.quality.rules import Rule, RuleSet
 from store.quality.rules_en import EN_1, HEDGING_EN_1
 
@@ -59,6 +61,25 @@ class Rules:
             re.compile("|".join(f"(?P<r{i}>{r.pattern.pattern})" for i, r in enumerate(s.rules))) if s.rules else None
             for s in self.refusal
         )
+
+    @cached_property
+    def triggers(self) -> tuple[re2._Regexp, ...]:
+        """Per rule set, whether any of its trigger substrings occurs, as one linear-time RE2 scan:
+        ~1.5 µs per head instead of ~7 for a Python `in` per substring (35 of them in en@1)."""
+        return tuple(_any_of(s.trigger) for s in self.refusal)
+
+    @cached_property
+    def hints(self) -> re2._Regexp | None:
+        """Any hedging hint at all, when every hedging rule has hints (each match contains one): a head
+        without any cannot fire a rule, so one scan rules them all out. None: no such shortcut."""
+        if not self.hedging or not all(rule.hints for rule in self.hedging):
+            return None
+        return _any_of(hint for rule in self.hedging for hint in rule.hints)
+
+
+def _any_of(substrings: Iterable[str]) -> re2._Regexp:
+    """`pattern.search(text) is not None` exactly when one of `substrings` occurs in `text`."""
+    return re2.compile("|".join(re2.escape(text) for text in substrings))
 
 
 def compile_rules(rule_sets: Iterable[str] = ("en@1",), disabled: Iterable[str] = (), hedging: bool = True) -> Rules:
@@ -97,8 +118,10 @@ def detect_refusal(
     if not head:
         return None
     rules = rules or DEFAULT_RULES
-    for rule_set, matcher in zip(rules.refusal, rules.matchers, strict=True):
-        found = _lexical(head, rule_set, matcher) if matcher is not None else None
+    for rule_set, matcher, trigger in zip(rules.refusal, rules.matchers, rules.triggers, strict=True):
+        if matcher is None or trigger.search(head) is None:
+            continue  # no rules, or none of the words a rule of this set needs: most answers stop here
+        found = _lexical(head, rule_set, matcher)
         if found is not None:
             return found
     return None
@@ -109,7 +132,10 @@ def detect_hedging(text: str | None, *, rules: Rules | None = None) -> str | Non
     head = _head(text)
     if not head:
         return None
-    for rule in (rules or DEFAULT_RULES).hedging:
+    rules = rules or DEFAULT_RULES
+    if rules.hints is not None and rules.hints.search(head) is None:
+        return None
+    for rule in rules.hedging:
         if rule.min_count == 1 and rule.hints and not any(hint in head for hint in rule.hints):
             continue  # a substring test is ~50x cheaper than a regex search that cannot match
         if rule.min_count > 1:
@@ -158,8 +184,7 @@ def _clauses(head: str, rule_set: RuleSet) -> Iterator[tuple[str, str]]:
 
 
 def _lexical(head: str, rule_set: RuleSet, matcher: re.Pattern[str]) -> str | None:
-    if not any(word in head for word in rule_set.trigger):
-        return None
+    """The rule of `rule_set` that fires on `head` (which holds one of its trigger words), or None."""
     for clause, rest in _clauses(head, rule_set):
         found = matcher.match(clause)
         if found is None or any(veto.search(clause) for veto in rule_set.vetoes):
