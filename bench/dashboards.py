@@ -11,6 +11,7 @@ page that starts running another query is reported as not benchmarked.
 
     uv run python -m bench.dashboards                    # 1M calls, 200k tasks
     uv run python -m bench.dashboards --calls 100000
+    uv run python -m bench.dashboards --rollups          # over a hard-linked copy with rollups (bench.queries)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.queries import ensure_store
+from bench.queries import ensure_store, with_rollups
 
 REPO = Path(__file__).resolve().parents[1]
 # page → the queries of its first render: (name, group, params, window) with window current | previous | none.
@@ -70,9 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=30, help="days the tasks spread over (default 30)")
     parser.add_argument("--runs", type=int, default=3, help="first renders per page; the median is shown (default 3)")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/vigil-bench"), help="where stores are built and kept")
+    parser.add_argument("--rollups", action="store_true", help="use a copy of the store with its rollups built")
     args = parser.parse_args(argv)
     _check_pages()
     root = ensure_store(args.dir, args.calls, args.days, 0, False)
+    root = with_rollups(root) if args.rollups else root
     logging.getLogger("streamlit").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
     print(f"\n## dashboards over {args.calls:,} LLM calls ({root}), window: last 7 days")
@@ -96,6 +99,7 @@ def _render(root: Path, queries: list, fresh: bool) -> tuple[float, float, float
 
     if fresh:  # a first render: no cached rows, no connection
         data._query.clear()
+        data._options.clear()
         data._connection.clear()
     store = data.Store(str(root), Config(), tuple(TABLES))
     now = datetime.now(UTC)
@@ -111,12 +115,15 @@ def _render(root: Path, queries: list, fresh: bool) -> tuple[float, float, float
     ]
     first = cached = cpu = 0.0
     for name, group, chosen, params in calls:
+        ask = (lambda: data._options(store)) if name == "filter_options" else (  # noqa: B023 (called at once)
+            lambda: data._query(store, name, group, chosen, params)  # noqa: B023
+        )
         started, cpu_started = time.perf_counter(), time.process_time()
-        data._query(store, name, group, chosen, params)
+        ask()
         first += time.perf_counter() - started
         cpu += time.process_time() - cpu_started
-        started = time.perf_counter()  # at once: the query cache keeps rows 30 s
-        data._query(store, name, group, chosen, params)
+        started = time.perf_counter()  # at once: the query cache keeps rows 30 s (the sidebar's options 5 min)
+        ask()
         cached += time.perf_counter() - started
     return first * 1000, cached * 1000, cpu * 1000
 

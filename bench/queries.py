@@ -12,13 +12,16 @@ Prints a table and the peak RSS; asserts nothing. See bench/README.md.
     uv run python -m bench.queries --calls 10000000      # the issue-11 size
     uv run python -m bench.queries --base 100000 --scales 1,10,100   # growth with data volume
     uv run python -m bench.queries --fresh-files 8       # last day left un-compacted (8 files + 1% resent)
+    uv run python -m bench.queries --rollups             # over a hard-linked copy with rollups built (store.rollups)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
 import statistics
 import sys
 import time
@@ -27,6 +30,7 @@ from pathlib import Path
 
 from bench.store_gen import build_store
 from store.catalog import connect
+from store.rollup_build import build_rollups
 from store.queries import load, names, run
 
 WINDOWS = {"all": None, "7d": timedelta(days=7), "1d": timedelta(days=1)}
@@ -47,10 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated query names to time (default: all)")
     parser.add_argument("--threads", type=int, help="DuckDB threads (default: DuckDB's, one per core)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON lines too")
+    parser.add_argument(
+        "--rollups",
+        action="store_true",
+        help="query a hard-linked copy of the store (in DIR-rollups/) with the rollups of its sealed dates built",
+    )
     args = parser.parse_args(argv)
     sizes = [args.base * int(s) for s in args.scales.split(",")] if args.scales else [args.calls]
     for calls in sizes:
         root = ensure_store(args.dir, calls, args.days, args.fresh_files, args.rebuild)
+        root = with_rollups(root) if args.rollups else root
         rows = time_queries(root, args.runs, [n for n in args.only.split(",") if n], args.threads)
         print(f"\n## {calls:,} LLM calls ({root})")
         print_table(rows)
@@ -68,8 +78,6 @@ def ensure_store(base: Path, calls: int, days: int, fresh_files: int, rebuild: b
     if marker.exists() and not rebuild:
         return root
     if root.exists():
-        import shutil
-
         shutil.rmtree(root)
     started = time.perf_counter()
     print(f"building a store of {calls:,} LLM calls in {root} ...", file=sys.stderr)
@@ -77,6 +85,24 @@ def ensure_store(base: Path, calls: int, days: int, fresh_files: int, rebuild: b
     marker.write_text(json.dumps({**built.__dict__, "end": datetime.now(UTC).isoformat()}))
     print(f"built in {time.perf_counter() - started:.0f} s: {built}", file=sys.stderr)
     return root
+
+
+def with_rollups(root: Path) -> Path:
+    """A copy of `root` (hard links: store files are never changed in place) with the rollups its collector would
+    have built by now: every date before yesterday, as of the store's end. The shared store is left as it is."""
+    copy = root.parent.with_name(root.parent.name + "-rollups") / root.name
+    if not copy.exists():
+        shutil.copytree(root, copy, copy_function=os.link)
+    end = datetime.fromisoformat(json.loads((root / "bench-store.json").read_text())["end"])
+    started = time.perf_counter()
+    built = build_rollups(copy, today=end.date(), progress=_progress)
+    if built:
+        print(f"built {len(built)} rollups in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return copy
+
+
+def _progress(done: int, total: int) -> None:
+    print(f"\rrollups {done}/{total}", end="\n" if done == total else "", file=sys.stderr)
 
 
 def time_queries(root: Path, runs: int, only: list[str], threads: int | None = None) -> list[dict]:

@@ -97,6 +97,12 @@ def query(
 
 def filter_options(store: Store) -> dict[str, list[str]]:
     """dimension (service | model | prompt_version | environment) → values present, most used first."""
+    return _options(store)
+
+
+@st.cache_data(ttl=300, show_spinner=False, max_entries=4)
+def _options(store: Store) -> dict[str, list[str]]:
+    # Over all time, on every page: kept 5 minutes (a new service or model shows up in the sidebar that late).
     rows = _query(store, "filter_options", "all", None, ())
     return {dim: list(group["value"]) for dim, group in rows.groupby("dimension", sort=False)}
 
@@ -104,6 +110,7 @@ def filter_options(store: Store) -> dict[str, list[str]]:
 def clear_cache() -> None:
     """After the dashboards wrote something (a verdict, a pick), the next run must see it."""
     _query.clear()
+    _options.clear()
     _recorded.clear()
     _picks.clear()
 

@@ -67,6 +67,8 @@ class StoreConfig:
     compaction_min_files: int = 8
     # Seconds a replaced file stays on disk so queries that listed it can finish.
     compaction_grace_s: float = 300.0
+    # After compaction, materialize per-date task and call rollups of sealed dates (store.rollups): faster queries.
+    rollups: bool = True
 
 
 @dataclass(frozen=True)

@@ -97,8 +97,9 @@ def _parser() -> argparse.ArgumentParser:
 
     compact = commands.add_parser(
         "compact",
-        help="merge small Parquet files and drop duplicate rows now",
-        description="Merge small Parquet files (the collector also does this in the background).",
+        help="merge small Parquet files and drop duplicate rows now, then build the rollups of sealed dates",
+        description="Merge small Parquet files and build the per-date rollups of dates before yesterday "
+        "([store] rollups; the collector also does both in the background).",
     )
     add_store_arguments(compact)
     compact.add_argument("--min-files", type=int, help="merge a partition from this many small files on (default 8)")
@@ -280,6 +281,11 @@ def _run_compact(args: argparse.Namespace) -> int:
         print(f"{r.table}/{r.partition}: {r.files_in} files → 1, {r.rows_out} rows, {r.bytes_in} → {r.bytes_out} bytes")
     if not results:
         print("nothing to compact")
+    if config.store.rollups:
+        from store.rollup_build import build_rollups
+
+        built = build_rollups(root, config, progress=progress("rollups {done}/{total} dates"))
+        print(f"rollups: {len(built)} dates built" if built else "rollups: up to date")
     return 0
 
 

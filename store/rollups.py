@@ -1,0 +1,180 @@
+"""Rollups: the expensive views' rows, materialized per UTC date, used only while provably current.
+
+The `task_rows` and `llm_call_dimensions` views (store.catalog) dedupe, collapse parent/child LLM
+calls, fill prompts from parents and roots, fold in event content and aggregate per task over
+every row they read, on every query. A rollup stores their output for one date partition D as
+Parquet: `<root>/rollups/tasks/date=D/rollup-<signature>.parquet` (one row per task that started
+on D) and `<root>/rollups/llm_calls/date=D/rollup-<signature>.parquet` (one resolved row per LLM
+call that started on D), both sorted by trace_id so a lookup by id reads one row group per file.
+
+A date's rows depend only on the partitions D-1, D and D+1 of spans, llm_calls and llm_messages
+(a task's calls run within WINDOW_SLACK_AFTER of its start, its root lies within that of its calls:
+the assumption the windowed views make already). The signature hashes those files' names, sizes
+and modification times with the SQL of the views (so another version of vigil or another
+`task_span_pattern` never reads a rollup it did not write). The catalog uses a date's rollup only
+when a rollup with the signature of the current listing exists for both kinds; every other date
+(today, yesterday, dates that got late data, were compacted, repriced or cut by retention since)
+is computed live from its files. So a rollup is a cache that cannot change an answer.
+Verdicts (outcomes) and the config's outcome rules and budgets are applied on top of the rows
+(store.catalog's `tasks`), so a verdict posted at any time counts at once.
+
+Rollups are written by store.rollup_build after compaction; they work on the local file store only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+ROLLUP_DIR = "rollups"
+PREFIX = "rollup-"
+# rollup kind → the live view whose rows it holds
+KINDS = {"tasks": "task_rows_live", "llm_calls": "llm_call_dimensions_live"}
+# The tables a date's rollup reads (store.catalog.WINDOWED_TABLES), and how many days either side.
+INPUT_TABLES = ("spans", "llm_calls", "llm_messages")
+REACH = timedelta(days=1)
+
+# The views over rollups and live rows: `{window}` is store.catalog's window filter on start_time.
+_UNIONS = """
+CREATE OR REPLACE VIEW task_rows AS
+SELECT * FROM rollup_tasks WHERE {window}
+UNION ALL BY NAME
+SELECT * FROM task_rows_live WHERE NOT list_contains(coalesce(getvariable('vigil_rollup_dates'), []::DATE[]), date);
+CREATE OR REPLACE VIEW llm_calls AS
+SELECT * EXCLUDE (model, name) FROM rollup_llm_calls WHERE {window}
+UNION ALL BY NAME
+SELECT * FROM llm_calls_live WHERE NOT list_contains(coalesce(getvariable('vigil_rollup_dates'), []::DATE[]), date);
+CREATE OR REPLACE VIEW llm_call_dimensions AS
+SELECT * FROM rollup_llm_calls WHERE {window}
+UNION ALL BY NAME
+SELECT * FROM llm_call_dimensions_live
+WHERE NOT list_contains(coalesce(getvariable('vigil_rollup_dates'), []::DATE[]), date);
+"""
+
+
+def rollup_dir(root: Path, kind: str) -> Path:
+    return root / ROLLUP_DIR / kind
+
+
+def file_date(path: str | Path) -> date | None:
+    """The partition date of a stored file (`.../date=YYYY-MM-DD/name.parquet`)."""
+    folder = Path(path).parent.name
+    try:
+        return date.fromisoformat(folder.removeprefix("date="))
+    except ValueError:
+        return None
+
+
+def define_views(con: duckdb.DuckDBPyConnection, code: str, window: str) -> None:
+    """Views over the rollups and the live rows; `code` is the SQL of the live views (part of every signature)."""
+    con.execute("SET VARIABLE vigil_rollup_code = ?", [hashlib.sha256(code.encode()).hexdigest()[:16]])
+    for kind, live in KINDS.items():
+        con.execute(f"CREATE OR REPLACE TABLE _empty_rollup_{kind} AS SELECT * FROM {live} LIMIT 0")
+        con.execute(f"RESET VARIABLE vigil_rollup_shape_{kind}")
+        _define_reader(con, kind, has_files=False)
+    con.execute("RESET VARIABLE vigil_rollup_dates")
+    con.execute(_UNIONS.format(window=window))
+
+
+def _define_reader(con: duckdb.DuckDBPyConnection, kind: str, has_files: bool) -> None:
+    state = f"vigil_rollup_shape_{kind}"
+    if con.execute(f"SELECT getvariable('{state}')").fetchall()[0][0] == has_files:
+        return
+    source = (
+        f"read_parquet(getvariable('vigil_rollup_files_{kind}'), union_by_name = true)"
+        if has_files
+        else f"_empty_rollup_{kind}"
+    )
+    con.execute(f"CREATE OR REPLACE VIEW rollup_{kind} AS SELECT * FROM {source}")
+    con.execute(f"SET VARIABLE {state} = {has_files}")
+
+
+def signature(code: str, listing: dict[str, list[str]], day: date, stats: dict[str, str] | None = None) -> str:
+    """What a rollup of `day` was computed from: the view SQL and the input files around the date."""
+    near = {day - REACH, day, day + REACH}
+    stats = {} if stats is None else stats
+    digest = hashlib.sha256(code.encode())
+    for table in INPUT_TABLES:
+        for path in sorted(p for p in listing.get(table) or () if file_date(p) in near):
+            if path not in stats:
+                try:
+                    st = os.stat(path)
+                    stats[path] = f"{st.st_size}:{st.st_mtime_ns}"
+                except FileNotFoundError:  # deleted since the listing: no rollup can match
+                    stats[path] = "gone"
+            digest.update(f"{table}/{Path(path).parent.name}/{Path(path).name}:{stats[path]}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def valid_rollups(root: Path, code: str, listing: dict[str, list[str]]) -> dict[date, dict[str, Path]]:
+    """Date → {kind: file} for the dates whose rollups match the current listing (both kinds)."""
+    found: dict[date, dict[str, Path]] = {}
+    for kind in KINDS:
+        for path in rollup_dir(root, kind).glob(f"date=*/{PREFIX}*.parquet"):
+            day = file_date(path)
+            if day is not None:
+                found.setdefault(day, {})[path.name] = path  # one name per signature: both kinds share it
+    stats: dict[str, str] = {}
+    valid = {}
+    for day, names in found.items():
+        name = f"{PREFIX}{signature(code, listing, day, stats)}.parquet"
+        paths = {kind: rollup_dir(root, kind) / f"date={day}" / name for kind in KINDS}
+        if name in names and all(p.exists() for p in paths.values()):
+            valid[day] = paths
+    return valid
+
+
+def plan(con: duckdb.DuckDBPyConnection, root: Path, listing: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Point the rollup views at the valid rollups inside the query's window; return what stays live:
+    the input tables' files of the dates without a valid rollup and of their neighbours."""
+    code, since, until = con.execute(
+        "SELECT getvariable('vigil_rollup_code'), getvariable('vigil_window_since_date'), "
+        "getvariable('vigil_window_until_date')"
+    ).fetchall()[0]
+    valid = valid_rollups(root, code, listing)
+    in_window = [d for d in valid if (since is None or d >= since) and (until is None or d <= until)]
+    con.execute("SET VARIABLE vigil_rollup_dates = ?::DATE[]", [sorted(valid)])
+    for kind in KINDS:
+        files = [str(valid[d][kind]) for d in sorted(in_window)]
+        con.execute(f"SET VARIABLE vigil_rollup_files_{kind} = ?::VARCHAR[]", [files])
+        _define_reader(con, kind, has_files=bool(files))
+    if not valid:
+        return {table: listing.get(table) or [] for table in INPUT_TABLES}
+    dates = {file_date(p) for table in INPUT_TABLES for p in listing.get(table) or ()}
+    live = {d for d in dates if d is not None and d not in valid}
+    read = {d + step for d in live for step in (-REACH, timedelta(0), REACH)} | {None}
+    return {table: [p for p in listing.get(table) or () if file_date(p) in read] for table in INPUT_TABLES}
+
+
+def locate_trace(
+    con: duckdb.DuckDBPyConnection, root: Path, listing: dict[str, list[str]], trace_id: str
+) -> datetime | None:
+    """The start of the task of `trace_id` when a valid rollup holds it (None otherwise: look everywhere)."""
+    code = con.execute("SELECT getvariable('vigil_rollup_code')").fetchall()[0][0]
+    files = [str(paths["tasks"]) for paths in valid_rollups(root, code, listing).values()]
+    if not files:
+        return None
+    con.execute("SET VARIABLE vigil_trace_files = ?::VARCHAR[]", [files])
+    rows = con.execute(
+        "SELECT min(start_time) FROM read_parquet(getvariable('vigil_trace_files')) WHERE trace_id = ?", [trace_id]
+    ).fetchall()
+    return rows[0][0]
+
+
+def drop_rollups(root: Path, dates: set[date | None]) -> int:
+    """Delete the rollups of `dates` (retention: their rows expired; the builder: no data left). A query that
+    listed one retries (store.catalog.fetch); it was no longer valid for a new listing anyway."""
+    removed = 0
+    for kind in KINDS:
+        for day in dates - {None}:
+            folder = rollup_dir(root, kind) / f"date={day}"
+            for path in folder.glob("*.parquet"):
+                path.unlink(missing_ok=True)
+                removed += 1
+            if folder.exists() and not any(folder.iterdir()):
+                folder.rmdir()
+    return removed
