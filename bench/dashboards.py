@@ -115,8 +115,13 @@ def _render(root: Path, queries: list, fresh: bool) -> tuple[float, float, float
     ]
     first = cached = cpu = 0.0
     for name, group, chosen, params in calls:
-        ask = (lambda: data._options(store)) if name == "filter_options" else (  # noqa: B023 (called at once)
-            lambda: data._query(store, name, group, chosen, params)  # noqa: B023
+        ask = (
+            (lambda: data._options(store))
+            if name == "filter_options"
+            # noqa: B023 (called at once)
+            else (
+                lambda: data._query(store, name, group, chosen, params)  # noqa: B023
+            )
         )
         started, cpu_started = time.perf_counter(), time.process_time()
         ask()

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from bench.store_gen import build_store
 from store.catalog import connect
-from store.rollup_build import build_rollups
 from store.queries import load, names, run
+from store.rollup_build import build_rollups
 
 WINDOWS = {"all": None, "7d": timedelta(days=7), "1d": timedelta(days=1)}
 

@@ -91,7 +91,8 @@ ENVIRONMENT = (
 # Content that arrived as GenAI log events (llm_messages) fills what the span itself lacks.
 _LLM_CALLS = """
 CREATE OR REPLACE VIEW llm_calls{live} AS
-WITH calls AS (SELECT * FROM llm_calls_unique{live}),  -- not NOT MATERIALIZED: DuckDB 2.0.1 then counts deduped rows twice
+-- not NOT MATERIALIZED: DuckDB 2.0.1 then counts deduped rows twice
+WITH calls AS (SELECT * FROM llm_calls_unique{live}),
 kept AS (
     SELECT * FROM calls c
     WHERE NOT EXISTS (
@@ -184,7 +185,9 @@ LEFT JOIN event_content e ON e.trace_id = c.trace_id AND e.span_id = c.span_id
 # (a time window and, optionally, a prompt version given as 'v3' or 'name@v3').
 _LLM_CALL_DIMENSIONS = """
 CREATE OR REPLACE VIEW llm_call_dimensions{live} AS
-WITH roots AS (SELECT trace_id, any_value(name) AS name FROM spans{live}_scan WHERE parent_span_id IS NULL GROUP BY trace_id)
+WITH roots AS (
+    SELECT trace_id, any_value(name) AS name FROM spans{live}_scan WHERE parent_span_id IS NULL GROUP BY trace_id
+)
 SELECT c.*, coalesce(c.request_model, c.response_model) AS model, r.name
 FROM llm_calls{live} c LEFT JOIN roots r USING (trace_id)
 """

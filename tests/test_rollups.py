@@ -139,7 +139,8 @@ def test_a_verdict_counts_at_once_on_a_rolled_up_date(rolled: Path, tmp_path: Pa
     write_partitioned(rolled, "outcomes", pa.Table.from_pylist([verdict], OUTCOMES_SCHEMA))
     answers = _answers(rolled, SOME, trace_id)
     task = answers["trace_task", None][0]
-    assert (task["outcome"], task["outcome_source"], task["outcome_comment"]) == ("failure", "verdict:test", "wrong answer")
+    verdict_shown = (task["outcome"], task["outcome_source"], task["outcome_comment"])
+    assert verdict_shown == ("failure", "verdict:test", "wrong answer")
     assert date(2026, 3, 14) in _rollup_dates(rolled), "verdicts are not rolled up: the rollup stays valid"
     _assert_same(answers, _without_rollups(rolled, tmp_path, SOME, trace_id))
 
@@ -148,9 +149,7 @@ def test_another_task_rule_never_reads_rollups_written_for_the_default(rolled: P
     config = Config(outcomes=OutcomesConfig(task_span_pattern="chat *"))
     assert _rollup_dates(rolled, config) == []
     trace_id = _trace_on(rolled, date(2026, 3, 15))
-    _assert_same(
-        _answers(rolled, SOME, trace_id, config), _without_rollups(rolled, tmp_path, SOME, trace_id, config)
-    )
+    _assert_same(_answers(rolled, SOME, trace_id, config), _without_rollups(rolled, tmp_path, SOME, trace_id, config))
 
 
 def test_retention_drops_the_rollups_of_expired_dates(rolled: Path) -> None:
