@@ -36,6 +36,7 @@ from store.catalog import connect
 from store.config import Config
 from store.queries import GROUPS, run
 from store.replay_picks import list_pick_lists, read_picks
+from store.rollups import enable_memo
 from store.schema import TABLES
 from store.writer import table_dir
 
@@ -166,6 +167,7 @@ def _alerts(store: Store) -> pd.DataFrame:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _connection(store: Store) -> tuple[duckdb.DuckDBPyConnection, threading.Lock]:
     con = connect(store.root, store.config)
+    enable_memo(con)  # a page's queries share today's and yesterday's rows, computed once per listing
     database = con.sql("SELECT current_database()").fetchall()[0][0]
     con.execute("CREATE SCHEMA IF NOT EXISTS filtered")
     for view, model in _FILTERED_VIEWS.items():

@@ -350,7 +350,21 @@ def pin_files(con: duckdb.DuckDBPyConnection) -> None:
     """
     root = con.execute("SELECT getvariable('vigil_root')").fetchall()[0][0]
     listing = list_files(con) if root else None
-    pin_listing(con, listing, rollups.plan(con, Path(root), listing) if listing is not None else None)
+    live = rollups.plan(con, Path(root), listing) if listing is not None else None
+    pin_listing(con, listing, live)
+    key = rollups.memo_to_build(con, live) if live is not None else None
+    if key is not None:
+        _remember_live(con, key)
+
+
+def _remember_live(con: duckdb.DuckDBPyConnection, key: str) -> None:
+    """Build the connection's memo of the live rows (store.rollups) over every live date, outside any window."""
+    saved = con.execute("SELECT " + ", ".join(f"getvariable('{v}')" for v in _WINDOW_VARIABLES)).fetchall()[0]
+    _set_window_variables(con, [None] * 4)
+    try:
+        rollups.build_memo(con, key)
+    finally:
+        _set_window_variables(con, list(saved))
 
 
 def locate_trace(con: duckdb.DuckDBPyConnection, trace_id: str) -> datetime | None:
@@ -476,6 +490,10 @@ def set_window(con: duckdb.DuckDBPyConnection, since: datetime | None, until: da
     if until is not None:
         end = _utc(until) + WINDOW_SLACK_AFTER
         values[2:4] = [end, end.date()]
+    _set_window_variables(con, values)
+
+
+def _set_window_variables(con: duckdb.DuckDBPyConnection, values: list[object]) -> None:
     for name, value, kind in zip(_WINDOW_VARIABLES, values, ("TIMESTAMPTZ", "DATE") * 2, strict=True):
         con.execute(f"SET VARIABLE {name} = ?::{kind}", [value])
 

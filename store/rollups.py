@@ -23,6 +23,7 @@ Rollups are written by store.rollup_build after compaction; they work on the loc
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from datetime import date, datetime, timedelta
@@ -41,19 +42,19 @@ REACH = timedelta(days=1)
 # The views over rollups and live rows: `{window}` is store.catalog's window filter on start_time.
 _UNIONS = """
 CREATE OR REPLACE VIEW task_rows AS
-SELECT * FROM rollup_tasks WHERE {window}
-UNION ALL BY NAME
-SELECT * FROM task_rows_live WHERE NOT list_contains(coalesce(getvariable('vigil_rollup_dates'), []::DATE[]), date);
+SELECT * FROM rollup_tasks WHERE {window} UNION ALL BY NAME SELECT * FROM live_tasks;
 CREATE OR REPLACE VIEW llm_calls AS
 SELECT * EXCLUDE (model, name) FROM rollup_llm_calls WHERE {window}
 UNION ALL BY NAME
-SELECT * FROM llm_calls_live WHERE NOT list_contains(coalesce(getvariable('vigil_rollup_dates'), []::DATE[]), date);
+SELECT * FROM live_llm_calls_base;
 CREATE OR REPLACE VIEW llm_call_dimensions AS
-SELECT * FROM rollup_llm_calls WHERE {window}
-UNION ALL BY NAME
-SELECT * FROM llm_call_dimensions_live
-WHERE NOT list_contains(coalesce(getvariable('vigil_rollup_dates'), []::DATE[]), date);
+SELECT * FROM rollup_llm_calls WHERE {window} UNION ALL BY NAME SELECT * FROM live_llm_calls;
 """
+# The live rows: computed by every query, or read from the connection's memo of them (`enable_memo`).
+_NOT_ROLLED_UP = "NOT list_contains(coalesce(getvariable('vigil_rollup_dates'), []::DATE[]), date)"
+_LIVE_SOURCES = {"tasks": "task_rows_live", "llm_calls": "llm_call_dimensions_live", "llm_calls_base": "llm_calls_live"}
+# A memo holds the live dates' rows in memory: only while their files are at most this big.
+MEMO_MAX_BYTES = 256 << 20
 
 
 def rollup_dir(root: Path, kind: str) -> Path:
@@ -62,7 +63,11 @@ def rollup_dir(root: Path, kind: str) -> Path:
 
 def file_date(path: str | Path) -> date | None:
     """The partition date of a stored file (`.../date=YYYY-MM-DD/name.parquet`)."""
-    folder = Path(path).parent.name
+    return _folder_date(str(path).rsplit("/", 2)[-2])
+
+
+@functools.lru_cache(maxsize=4096)
+def _folder_date(folder: str) -> date | None:
     try:
         return date.fromisoformat(folder.removeprefix("date="))
     except ValueError:
@@ -77,7 +82,32 @@ def define_views(con: duckdb.DuckDBPyConnection, code: str, window: str) -> None
         con.execute(f"RESET VARIABLE vigil_rollup_shape_{kind}")
         _define_reader(con, kind, has_files=False)
     con.execute("RESET VARIABLE vigil_rollup_dates")
+    con.execute("RESET VARIABLE vigil_memo_key")
+    con.execute("RESET VARIABLE vigil_memo_shape")
+    _define_live(con, memo=False, window=window)
+    con.execute("SET VARIABLE vigil_rollup_window = ?", [window])
     con.execute(_UNIONS.format(window=window))
+
+
+def enable_memo(con: duckdb.DuckDBPyConnection) -> None:
+    """Keep the live dates' rows in memory between queries while their files stay the same (a dashboard's
+    connection: a page runs a dozen queries over the same today and yesterday)."""
+    con.execute("SET VARIABLE vigil_memo_enabled = true")
+
+
+def _define_live(con: duckdb.DuckDBPyConnection, memo: bool, window: str | None = None) -> None:
+    if con.execute("SELECT getvariable('vigil_memo_shape')").fetchall()[0][0] == memo:
+        return
+    window = window or con.execute("SELECT getvariable('vigil_rollup_window')").fetchall()[0][0]
+    for name, view in _LIVE_SOURCES.items():
+        if memo:  # the memo of the calls serves llm_calls too (less the two columns llm_call_dimensions adds)
+            source = "_memo_tasks" if name == "tasks" else "_memo_llm_calls"
+            columns = "* EXCLUDE (model, name)" if name == "llm_calls_base" else "*"
+            sql = f"SELECT {columns} FROM {source} WHERE {window}"
+        else:
+            sql = f"SELECT * FROM {view} WHERE {_NOT_ROLLED_UP}"
+        con.execute(f"CREATE OR REPLACE VIEW live_{name} AS {sql}")
+    con.execute(f"SET VARIABLE vigil_memo_shape = {memo}")
 
 
 def _define_reader(con: duckdb.DuckDBPyConnection, kind: str, has_files: bool) -> None:
@@ -93,38 +123,50 @@ def _define_reader(con: duckdb.DuckDBPyConnection, kind: str, has_files: bool) -
     con.execute(f"SET VARIABLE {state} = {has_files}")
 
 
-def signature(code: str, listing: dict[str, list[str]], day: date, stats: dict[str, str] | None = None) -> str:
+def signature(code: str, listing: dict[str, list[str]], day: date) -> str:
     """What a rollup of `day` was computed from: the view SQL and the input files around the date."""
-    near = {day - REACH, day, day + REACH}
-    stats = {} if stats is None else stats
-    digest = hashlib.sha256(code.encode())
+    return _signature(code, _by_date(listing), day, {})
+
+
+def _by_date(listing: dict[str, list[str]]) -> dict[date | None, list[tuple[str, str]]]:
+    index: dict[date | None, list[tuple[str, str]]] = {}
     for table in INPUT_TABLES:
-        for path in sorted(p for p in listing.get(table) or () if file_date(p) in near):
-            if path not in stats:
-                try:
-                    st = os.stat(path)
-                    stats[path] = f"{st.st_size}:{st.st_mtime_ns}"
-                except FileNotFoundError:  # deleted since the listing: no rollup can match
-                    stats[path] = "gone"
-            digest.update(f"{table}/{Path(path).parent.name}/{Path(path).name}:{stats[path]}\n".encode())
+        for path in listing.get(table) or ():
+            index.setdefault(file_date(path), []).append((table, path))
+    return index
+
+
+def _stat(path: str, stats: dict[str, str]) -> str:
+    if path not in stats:
+        try:
+            st = os.stat(path)
+            stats[path] = f"{st.st_size}:{st.st_mtime_ns}"
+        except FileNotFoundError:  # deleted since the listing: no rollup can match
+            stats[path] = "gone"
+    return stats[path]
+
+
+def _signature(code: str, index: dict, day: date, stats: dict[str, str]) -> str:
+    digest = hashlib.sha256(code.encode())
+    for table, path in sorted(item for d in (day - REACH, day, day + REACH) for item in index.get(d, ())):
+        digest.update(f"{table}/{path.rsplit('/', 2)[-2]}/{path.rsplit('/', 1)[-1]}:{_stat(path, stats)}\n".encode())
     return digest.hexdigest()[:24]
 
 
 def valid_rollups(root: Path, code: str, listing: dict[str, list[str]]) -> dict[date, dict[str, Path]]:
     """Date → {kind: file} for the dates whose rollups match the current listing (both kinds)."""
-    found: dict[date, dict[str, Path]] = {}
+    found: dict[date, dict[str, set[str]]] = {}
     for kind in KINDS:
         for path in rollup_dir(root, kind).glob(f"date=*/{PREFIX}*.parquet"):
             day = file_date(path)
             if day is not None:
-                found.setdefault(day, {})[path.name] = path  # one name per signature: both kinds share it
-    stats: dict[str, str] = {}
+                found.setdefault(day, {}).setdefault(path.name, set()).add(kind)
+    index, stats = _by_date(listing), {}
     valid = {}
     for day, names in found.items():
-        name = f"{PREFIX}{signature(code, listing, day, stats)}.parquet"
-        paths = {kind: rollup_dir(root, kind) / f"date={day}" / name for kind in KINDS}
-        if name in names and all(p.exists() for p in paths.values()):
-            valid[day] = paths
+        name = f"{PREFIX}{_signature(code, index, day, stats)}.parquet"
+        if names.get(name) == set(KINDS):  # both kinds: a date half written is not used
+            valid[day] = {kind: rollup_dir(root, kind) / f"date={day}" / name for kind in KINDS}
     return valid
 
 
@@ -148,6 +190,36 @@ def plan(con: duckdb.DuckDBPyConnection, root: Path, listing: dict[str, list[str
     live = {d for d in dates if d is not None and d not in valid}
     read = {d + step for d in live for step in (-REACH, timedelta(0), REACH)} | {None}
     return {table: [p for p in listing.get(table) or () if file_date(p) in read] for table in INPUT_TABLES}
+
+
+def memo_to_build(con: duckdb.DuckDBPyConnection, live: dict[str, list[str]]) -> str | None:
+    """With the memo enabled and the live files small enough: the key of a memo to build now (None when the
+    current one is right). Otherwise the live views compute per query, and None."""
+    enabled, current, dates, code = con.execute(
+        "SELECT getvariable('vigil_memo_enabled'), getvariable('vigil_memo_key'), getvariable('vigil_rollup_dates'), "
+        "getvariable('vigil_rollup_code')"
+    ).fetchall()[0]
+    stats: dict[str, str] = {}
+    files = sorted(f"{t}:{p}:{_stat(p, stats)}" for t, paths in live.items() for p in paths)
+    size = sum(int(v.split(":")[0]) for v in stats.values() if v != "gone")
+    if not enabled or not files or size > MEMO_MAX_BYTES:
+        _define_live(con, memo=False)
+        return None
+    key = hashlib.sha256("\n".join([code, str(dates), *files]).encode()).hexdigest()[:24]
+    if key == current:
+        _define_live(con, memo=True)
+        return None
+    return key
+
+
+def build_memo(con: duckdb.DuckDBPyConnection, key: str) -> None:
+    """The live rows of every date without a rollup, unwindowed (the caller lifts the window first)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _memo_tasks AS SELECT * FROM task_rows_live WHERE {_NOT_ROLLED_UP}")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE _memo_llm_calls AS SELECT * FROM llm_call_dimensions_live WHERE {_NOT_ROLLED_UP}"
+    )
+    con.execute("SET VARIABLE vigil_memo_key = ?", [key])
+    _define_live(con, memo=True)
 
 
 def locate_trace(

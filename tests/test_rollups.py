@@ -23,7 +23,7 @@ from store.config import Config, OutcomesConfig, RetentionConfig
 from store.queries import load, names, run
 from store.retention import apply_retention
 from store.rollup_build import build_rollups
-from store.rollups import rollup_dir
+from store.rollups import enable_memo, rollup_dir
 from store.schema import LLM_CALLS_SCHEMA, OUTCOMES_SCHEMA
 from store.writer import write_partitioned
 from tests.test_query_pruning import _assert_same_rows
@@ -59,8 +59,12 @@ def _trace_on(root: Path, day: date) -> str:
     ).fetchall()[0][0]
 
 
-def _answers(root: Path, queries: tuple[str, ...] | list[str], trace_id: str, config: Config | None = None) -> dict:
+def _answers(
+    root: Path, queries: tuple[str, ...] | list[str], trace_id: str, config: Config | None = None, memo: bool = False
+) -> dict:
     con = connect(root, config)
+    if memo:  # the live dates' rows kept between queries, as the dashboards do
+        enable_memo(con)
     answers = {}
     for name in queries:
         sql = load(name)
@@ -94,6 +98,7 @@ def test_every_named_query_answers_the_same_with_rollups(rolled: Path, tmp_path:
     assert _rollup_dates(rolled) == [date(2026, 3, 14) + timedelta(days=n) for n in range(5)]
     with_rollups = _answers(rolled, names(), trace_id)
     _assert_same(with_rollups, _without_rollups(rolled, tmp_path, names(), trace_id))
+    _assert_same(_answers(rolled, names(), trace_id, memo=True), with_rollups)
     assert len(with_rollups) > 40 and with_rollups["trace_llm_calls", None], "the trace has calls"
 
 
@@ -108,6 +113,7 @@ def test_late_data_makes_its_dates_live_until_rebuilt(rolled: Path, tmp_path: Pa
     answers = _answers(rolled, SOME, trace_id)
     _assert_same(answers, _without_rollups(rolled, tmp_path, SOME, trace_id))
     assert any(row["span_id"] == "f" * 16 for row in answers["trace_llm_calls", None]), "the late call counts"
+    _assert_same(_answers(rolled, SOME, trace_id, memo=True), answers)
     assert answers["trace_task", None][0]["cost_usd"] > 100
     rebuilt = build_rollups(rolled, today=TODAY)
     assert [r.date for r in rebuilt] == [date(2026, 3, 14), date(2026, 3, 15), date(2026, 3, 16)]
@@ -171,3 +177,17 @@ def test_a_trace_in_a_rollup_is_looked_up_in_its_partitions(rolled: Path) -> Non
         _assert_same_rows(narrowed, fetch(con, load(name), {"trace_id": trace_id}).to_pylist(), name)
         assert narrowed
     assert con.execute("SELECT getvariable('vigil_window_since')").fetchall() == [(None,)], "and reset after"
+
+
+def test_the_memo_of_live_rows_follows_new_files(rolled: Path) -> None:
+    con = connect(rolled)
+    enable_memo(con)
+    trace_id = _trace_on(rolled, date(2026, 3, 19))  # a live date
+    before = run(con, "trace_task", trace_id=trace_id).to_pylist()[0]["cost_usd"]
+    assert con.execute("SELECT count(*) FROM _memo_tasks").fetchall()[0][0] > 0, "the live rows are in the memo"
+    start = con.execute("SELECT start_time FROM tasks WHERE trace_id = ?", [trace_id]).fetchall()[0][0]
+    late = {"trace_id": trace_id, "span_id": "e" * 16, "start_time": start + timedelta(seconds=1), "cost_usd": 5.0,
+            "received_at": END}  # fmt: skip
+    write_partitioned(rolled, "llm_calls", pa.Table.from_pylist([late], LLM_CALLS_SCHEMA))
+    after = run(con, "trace_task", trace_id=trace_id).to_pylist()[0]["cost_usd"]
+    assert after == pytest.approx(before + 5.0), "a new file is a new listing: the memo is built again"
