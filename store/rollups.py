@@ -78,7 +78,10 @@ def define_views(con: duckdb.DuckDBPyConnection, code: str, window: str) -> None
     """Views over the rollups and the live rows; `code` is the SQL of the live views (part of every signature)."""
     con.execute("SET VARIABLE vigil_rollup_code = ?", [hashlib.sha256(code.encode()).hexdigest()[:16]])
     for kind, live in KINDS.items():
-        con.execute(f"CREATE OR REPLACE TABLE _empty_rollup_{kind} AS SELECT * FROM {live} LIMIT 0")
+        # DESCRIBE only binds the view (running even LIMIT 0 plans and opens every file)
+        columns = con.execute(f"DESCRIBE SELECT * FROM {live}").fetchall()
+        typed = ", ".join(f'"{name}" {kind_}' for name, kind_, *_ in columns)
+        con.execute(f"CREATE OR REPLACE TABLE _empty_rollup_{kind} ({typed})")
         con.execute(f"RESET VARIABLE vigil_rollup_shape_{kind}")
         _define_reader(con, kind, has_files=False)
     con.execute("RESET VARIABLE vigil_rollup_dates")
@@ -225,16 +228,18 @@ def build_memo(con: duckdb.DuckDBPyConnection, key: str) -> None:
 def locate_trace(
     con: duckdb.DuckDBPyConnection, root: Path, listing: dict[str, list[str]], trace_id: str
 ) -> datetime | None:
-    """The start of the task of `trace_id` when a valid rollup holds it (None otherwise: look everywhere)."""
-    code = con.execute("SELECT getvariable('vigil_rollup_code')").fetchall()[0][0]
+    """The start of the task of `trace_id` when a valid rollup (or the connection's memo) holds it; None: it may
+    be anywhere (an unknown id, a trace without a root, a live date without a memo)."""
+    code, memo = con.execute("SELECT getvariable('vigil_rollup_code'), getvariable('vigil_memo_shape')").fetchall()[0]
     files = [str(paths["tasks"]) for paths in valid_rollups(root, code, listing).values()]
-    if not files:
+    sources = ["SELECT trace_id, start_time FROM read_parquet(getvariable('vigil_trace_files'))"] if files else []
+    if memo:  # a task's start never changes: even a memo about to be rebuilt knows it right
+        sources.append("SELECT trace_id, start_time FROM _memo_tasks")
+    if not sources:
         return None
     con.execute("SET VARIABLE vigil_trace_files = ?::VARCHAR[]", [files])
-    rows = con.execute(
-        "SELECT min(start_time) FROM read_parquet(getvariable('vigil_trace_files')) WHERE trace_id = ?", [trace_id]
-    ).fetchall()
-    return rows[0][0]
+    union = " UNION ALL ".join(sources)
+    return con.execute(f"SELECT min(start_time) FROM ({union}) WHERE trace_id = ?", [trace_id]).fetchall()[0][0]
 
 
 def drop_rollups(root: Path, dates: set[date | None]) -> int:
