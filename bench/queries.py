@@ -13,6 +13,7 @@ Prints a table and the peak RSS; asserts nothing. See bench/README.md.
     uv run python -m bench.queries --base 100000 --scales 1,10,100   # growth with data volume
     uv run python -m bench.queries --fresh-files 8       # last day left un-compacted (8 files + 1% resent)
     uv run python -m bench.queries --rollups             # over a hard-linked copy with rollups built (store.rollups)
+    uv run python -m bench.queries --rollups --memo      # ... and the live days kept in memory, as the dashboards do
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from bench.store_gen import build_store
 from store.catalog import connect
 from store.queries import load, names, run
 from store.rollup_build import build_rollups
+from store.rollups import enable_memo
 
 WINDOWS = {"all": None, "7d": timedelta(days=7), "1d": timedelta(days=1)}
 
@@ -52,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="DuckDB threads (default: DuckDB's, one per core)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON lines too")
     parser.add_argument(
+        "--memo",
+        action="store_true",
+        help="keep the live dates' rows in memory between runs, as the dashboards' connection does (store.rollups)",
+    )
+    parser.add_argument(
         "--rollups",
         action="store_true",
         help="query a hard-linked copy of the store (in DIR-rollups/) with the rollups of its sealed dates built",
@@ -61,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     for calls in sizes:
         root = ensure_store(args.dir, calls, args.days, args.fresh_files, args.rebuild)
         root = with_rollups(root) if args.rollups else root
-        rows = time_queries(root, args.runs, [n for n in args.only.split(",") if n], args.threads)
+        rows = time_queries(root, args.runs, [n for n in args.only.split(",") if n], args.threads, args.memo)
         print(f"\n## {calls:,} LLM calls ({root})")
         print_table(rows)
         if args.json:
@@ -105,7 +112,7 @@ def _progress(done: int, total: int) -> None:
     print(f"\rrollups {done}/{total}", end="\n" if done == total else "", file=sys.stderr)
 
 
-def time_queries(root: Path, runs: int, only: list[str], threads: int | None = None) -> list[dict]:
+def time_queries(root: Path, runs: int, only: list[str], threads: int | None = None, memo: bool = False) -> list[dict]:
     con = connect(root)
     if threads:
         con.execute(f"SET threads = {threads}")
@@ -120,12 +127,14 @@ def time_queries(root: Path, runs: int, only: list[str], threads: int | None = N
             params = {"trace_id": trace_id} if window == "trace" else {}
             if WINDOWS.get(window):
                 params["since"] = end - WINDOWS[window]
-            rows.append({"query": name, "window": window, **_time(root, name, params, runs, threads)})
+            rows.append({"query": name, "window": window, **_time(root, name, params, runs, threads, memo)})
     return rows
 
 
-def _time(root: Path, name: str, params: dict, runs: int, threads: int | None) -> dict:
+def _time(root: Path, name: str, params: dict, runs: int, threads: int | None, memo: bool) -> dict:
     con = connect(root)  # a fresh connection: nothing cached from the previous query
+    if memo:  # the first run builds it: "cold" includes that
+        enable_memo(con)
     if threads:
         con.execute(f"SET threads = {threads}")
     timings, cpu = [], []
