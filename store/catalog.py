@@ -349,7 +349,7 @@ def pin_files(con: duckdb.DuckDBPyConnection) -> None:
     the rollups answer for (store.rollups.plan) and which files the live views read.
     """
     root = con.execute("SELECT getvariable('vigil_root')").fetchall()[0][0]
-    listing = list_files(con) if root else None
+    listing = list_files(Path(root)) if root else None
     live = rollups.plan(con, Path(root), listing) if listing is not None else None
     pin_listing(con, listing, live)
     key = rollups.memo_to_build(con, live) if live is not None else None
@@ -370,13 +370,12 @@ def _remember_live(con: duckdb.DuckDBPyConnection, key: str) -> None:
 def locate_trace(con: duckdb.DuckDBPyConnection, trace_id: str) -> datetime | None:
     """When its task started, if a valid rollup holds it (store.rollups); None: it may be anywhere."""
     root = Path(con.execute("SELECT getvariable('vigil_root')").fetchall()[0][0])
-    return rollups.locate_trace(con, root, list_files(con), trace_id)
+    return rollups.locate_trace(con, root, list_files(root), trace_id)
 
 
-def list_files(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+def list_files(root: Path) -> dict[str, list[str]]:
     """The files of every table, as pin_files lists them."""
-    root = Path(con.execute("SELECT getvariable('vigil_root')").fetchall()[0][0])
-    return {t: [str(p) for p in table_dir(root, t).glob("date=*/*.parquet")] for t in TABLES}
+    return {t: [str(p) for p in table_dir(root.resolve(), t).glob("date=*/*.parquet")] for t in TABLES}
 
 
 def pin_listing(
@@ -466,13 +465,18 @@ def _define_scans(con: duckdb.DuckDBPyConnection, table: str, source: str, live:
         )
 
 
-def _define_derived(con: duckdb.DuckDBPyConnection, config: Config) -> None:
-    """The live views, the rollups over them (store.rollups) and what reads both: tasks, llm_calls, ..."""
-    live = [
+def live_views(config: Config) -> list[str]:
+    """The SQL of the views store.rollups materializes (and hashes into every rollup's signature)."""
+    return [
         _LLM_CALLS.format(environment=ENVIRONMENT.format(r=""), live=_LIVE),
         _LLM_CALL_DIMENSIONS.format(live=_LIVE),
         _TASK_ROWS.format(live=_LIVE, environment=ENVIRONMENT.format(r="s."), is_task=_is_task(config)),
     ]
+
+
+def _define_derived(con: duckdb.DuckDBPyConnection, config: Config) -> None:
+    """The live views, the rollups over them (store.rollups) and what reads both: tasks, llm_calls, ..."""
+    live = live_views(config)
     for sql in live:
         con.execute(sql)
     rollups.define_views(con, "\n".join(live), _window_filter("start_time"))

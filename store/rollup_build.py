@@ -20,13 +20,14 @@ from pathlib import Path
 
 import duckdb
 
-from store.catalog import connect, list_files, pin_listing
+from store.catalog import connect, list_files, live_views, pin_listing
 from store.config import Config
 from store.rollups import (
     INPUT_TABLES,
     KINDS,
     PREFIX,
     REACH,
+    code_hash,
     drop_rollups,
     file_date,
     rollup_dir,
@@ -56,15 +57,18 @@ def build_rollups(
 ) -> list[RollupResult]:
     """Build what is missing or stale among the sealed dates; drop rollups of dates with no data left."""
     today = today or datetime.now(UTC).date()
+    root = root.resolve()
+    listing = list_files(root)
+    code = code_hash("\n".join(live_views(config or Config())))
+    valid = valid_rollups(root, code, listing)
+    dates = {file_date(p) for table in INPUT_TABLES for p in listing[table]} - {None}
+    drop_rollups(root, {file_date(p / "x") for kind in KINDS for p in rollup_dir(root, kind).glob("date=*")} - dates)
+    todo = sorted(d for d in dates if d + REACH < today and d not in valid)
+    if not todo:  # the common case in the collector's loop: no connection to open
+        return []
     con = connect(root, config)
     try:
         con.execute("SET memory_limit = '2GB'")  # DuckDB spills beyond it; a day's neighbourhood is bounded
-        listing = list_files(con)
-        code = con.execute("SELECT getvariable('vigil_rollup_code')").fetchall()[0][0]
-        valid = valid_rollups(root, code, listing)
-        dates = {file_date(p) for table in INPUT_TABLES for p in listing[table]} - {None}
-        drop_rollups(root, {file_date(p) for kind in KINDS for p in rollup_dir(root, kind).glob("date=*")} - dates)
-        todo = sorted(d for d in dates if d + REACH < today and d not in valid)
         results = []
         for done, day in enumerate(todo):
             results.append(_build_date(con, root, listing, code, day))

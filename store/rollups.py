@@ -76,7 +76,7 @@ def _folder_date(folder: str) -> date | None:
 
 def define_views(con: duckdb.DuckDBPyConnection, code: str, window: str) -> None:
     """Views over the rollups and the live rows; `code` is the SQL of the live views (part of every signature)."""
-    con.execute("SET VARIABLE vigil_rollup_code = ?", [hashlib.sha256(code.encode()).hexdigest()[:16]])
+    con.execute("SET VARIABLE vigil_rollup_code = ?", [code_hash(code)])
     for kind, live in KINDS.items():
         # DESCRIBE only binds the view (running even LIMIT 0 plans and opens every file)
         columns = con.execute(f"DESCRIBE SELECT * FROM {live}").fetchall()
@@ -90,6 +90,10 @@ def define_views(con: duckdb.DuckDBPyConnection, code: str, window: str) -> None
     _define_live(con, memo=False, window=window)
     con.execute("SET VARIABLE vigil_rollup_window = ?", [window])
     con.execute(_UNIONS.format(window=window))
+
+
+def code_hash(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()[:16]
 
 
 def enable_memo(con: duckdb.DuckDBPyConnection) -> None:
