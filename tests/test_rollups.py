@@ -10,6 +10,8 @@ rollups of what it expires; a trace found in a rollup is looked up in its partit
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -191,3 +193,18 @@ def test_the_memo_of_live_rows_follows_new_files(rolled: Path) -> None:
     write_partitioned(rolled, "llm_calls", pa.Table.from_pylist([late], LLM_CALLS_SCHEMA))
     after = run(con, "trace_task", trace_id=trace_id).to_pylist()[0]["cost_usd"]
     assert after == pytest.approx(before + 5.0), "a new file is a new listing: the memo is built again"
+
+
+def test_vigil_compact_builds_the_rollups_and_drops_those_without_data(store: Path, tmp_path: Path) -> None:
+    root = tmp_path / "cli"
+    shutil.copytree(store, root)
+    orphan = rollup_dir(root, "tasks") / "date=2020-01-01"  # a date whose data is gone
+    orphan.mkdir(parents=True)
+    (orphan / "rollup-old.parquet").write_bytes(b"stale")
+    done = subprocess.run(
+        [sys.executable, "-m", "vigil", "compact", "--data-dir", str(root)], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert "rollups: " in done.stdout and "dates built" in done.stdout, done.stdout
+    assert not orphan.exists()
+    assert _rollup_dates(root), "today's clock seals every date of a store that ended in March 2026"
