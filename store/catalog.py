@@ -260,6 +260,7 @@ SELECT s.trace_id,
        s.user_id,
        {environment} AS environment,
        s.attributes,
+       {outcome_attribute} AS outcome_attribute,  -- the outcome the root's attributes state (config's keys)
        s.date
 FROM spans{live} s
 LEFT JOIN calls c USING (trace_id)
@@ -470,7 +471,12 @@ def live_views(config: Config) -> list[str]:
     return [
         _LLM_CALLS.format(environment=ENVIRONMENT.format(r=""), live=_LIVE),
         _LLM_CALL_DIMENSIONS.format(live=_LIVE),
-        _TASK_ROWS.format(live=_LIVE, environment=ENVIRONMENT.format(r="s."), is_task=_is_task(config)),
+        _TASK_ROWS.format(
+            live=_LIVE,
+            environment=ENVIRONMENT.format(r="s."),
+            is_task=_is_task(config),
+            outcome_attribute=_outcome_attribute(config),
+        ),
     ]
 
 
@@ -479,7 +485,7 @@ def _define_derived(con: duckdb.DuckDBPyConnection, config: Config) -> None:
     live = live_views(config)
     for sql in live:
         con.execute(sql)
-    rollups.define_views(con, "\n".join(live), _window_filter("start_time"))
+    rollups.define_views(con, "\n".join(live))
     con.execute(_LLM_CALLS_IN)
     con.execute(_DRIFT_TERMS)
     con.execute(_tasks_sql(config))
@@ -527,8 +533,7 @@ def _tasks_sql(config: Config) -> str:
             f"WHEN lower({expression}) IN ({failure}) THEN 'failure' END"
         )
 
-    keys = [f"json_extract_string(s.attributes, {_sql_literal('$.' + json.dumps(k))})" for k in rules.attribute_keys]
-    attribute = label(f"coalesce({', '.join(keys)})") if keys else "NULL"
+    attribute = label("s.outcome_attribute")
     budget = "NULL"
     budgets = config.budgets
     if budgets.per_task_name_usd or budgets.per_service_usd:
@@ -536,6 +541,12 @@ def _tasks_sql(config: Config) -> str:
         by_service = _sql_map(budgets.per_service_usd, "s.service_name")
         budget = f"coalesce({by_name}, {by_service})"
     return _TASKS.format(verdict=label("v.label"), attribute=attribute, budget=budget)
+
+
+def _outcome_attribute(config: Config) -> str:
+    paths = [_sql_literal("$." + json.dumps(key)) for key in config.outcomes.attribute_keys]
+    keys = [f"json_extract_string(s.attributes, {path})" for path in paths]
+    return f"coalesce({', '.join(keys)})" if keys else "NULL::VARCHAR"
 
 
 def _is_task(config: Config) -> str:

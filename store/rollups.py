@@ -39,16 +39,16 @@ KINDS = {"tasks": "task_rows_live", "llm_calls": "llm_call_dimensions_live"}
 INPUT_TABLES = ("spans", "llm_calls", "llm_messages")
 REACH = timedelta(days=1)
 
-# The views over rollups and live rows: `{window}` is store.catalog's window filter on start_time.
+# The views over rollups and live rows.
+# No time filter on the rollup and memo rows: plan() reads only the rollups of the window's dates, and every
+# windowed query filters its rows itself (a filter here only misleads DuckDB's join order estimates).
 _UNIONS = """
 CREATE OR REPLACE VIEW task_rows AS
-SELECT * FROM rollup_tasks WHERE {window} UNION ALL BY NAME SELECT * FROM live_tasks;
+SELECT * FROM rollup_tasks UNION ALL BY NAME SELECT * FROM live_tasks;
 CREATE OR REPLACE VIEW llm_calls AS
-SELECT * EXCLUDE (model, name) FROM rollup_llm_calls WHERE {window}
-UNION ALL BY NAME
-SELECT * FROM live_llm_calls_base;
+SELECT * EXCLUDE (model, name) FROM rollup_llm_calls UNION ALL BY NAME SELECT * FROM live_llm_calls_base;
 CREATE OR REPLACE VIEW llm_call_dimensions AS
-SELECT * FROM rollup_llm_calls WHERE {window} UNION ALL BY NAME SELECT * FROM live_llm_calls;
+SELECT * FROM rollup_llm_calls UNION ALL BY NAME SELECT * FROM live_llm_calls;
 """
 # The live rows: computed by every query, or read from the connection's memo of them (`enable_memo`).
 _NOT_ROLLED_UP = "NOT list_contains(coalesce(getvariable('vigil_rollup_dates'), []::DATE[]), date)"
@@ -74,7 +74,7 @@ def _folder_date(folder: str) -> date | None:
         return None
 
 
-def define_views(con: duckdb.DuckDBPyConnection, code: str, window: str) -> None:
+def define_views(con: duckdb.DuckDBPyConnection, code: str) -> None:
     """Views over the rollups and the live rows; `code` is the SQL of the live views (part of every signature)."""
     con.execute("SET VARIABLE vigil_rollup_code = ?", [code_hash(code)])
     for kind, live in KINDS.items():
@@ -87,9 +87,8 @@ def define_views(con: duckdb.DuckDBPyConnection, code: str, window: str) -> None
     con.execute("RESET VARIABLE vigil_rollup_dates")
     con.execute("RESET VARIABLE vigil_memo_key")
     con.execute("RESET VARIABLE vigil_memo_shape")
-    _define_live(con, memo=False, window=window)
-    con.execute("SET VARIABLE vigil_rollup_window = ?", [window])
-    con.execute(_UNIONS.format(window=window))
+    _define_live(con, memo=False)
+    con.execute(_UNIONS)
 
 
 def code_hash(code: str) -> str:
@@ -102,15 +101,14 @@ def enable_memo(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET VARIABLE vigil_memo_enabled = true")
 
 
-def _define_live(con: duckdb.DuckDBPyConnection, memo: bool, window: str | None = None) -> None:
+def _define_live(con: duckdb.DuckDBPyConnection, memo: bool) -> None:
     if con.execute("SELECT getvariable('vigil_memo_shape')").fetchall()[0][0] == memo:
         return
-    window = window or con.execute("SELECT getvariable('vigil_rollup_window')").fetchall()[0][0]
     for name, view in _LIVE_SOURCES.items():
         if memo:  # the memo of the calls serves llm_calls too (less the two columns llm_call_dimensions adds)
             source = "_memo_tasks" if name == "tasks" else "_memo_llm_calls"
             columns = "* EXCLUDE (model, name)" if name == "llm_calls_base" else "*"
-            sql = f"SELECT {columns} FROM {source} WHERE {window}"
+            sql = f"SELECT {columns} FROM {source}"
         else:
             sql = f"SELECT * FROM {view} WHERE {_NOT_ROLLED_UP}"
         con.execute(f"CREATE OR REPLACE VIEW live_{name} AS {sql}")
