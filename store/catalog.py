@@ -28,6 +28,9 @@ process gets its own) and defines:
 - `llm_call_dimensions`: llm_calls with the task dimensions call-level queries group by; the table
   macro `llm_calls_in(since, until, prompt)` and the scalar macros `js_term`, `psi_term` serve the
   drift queries.
+- `task_rows` (the per-task part of `tasks`), `llm_calls` and `llm_call_dimensions` read a date from
+  its rollup (store.rollups) while the rollup matches the date's files, and compute the other dates
+  from the `*_live` views (the same SQL, pinned to those dates' files); `tasks` adds the verdicts.
 - `logs`, `metrics`: every log record and every metric data point. GenAI log events also feed
   `llm_messages`, whose messages fill the content of the `llm_calls` row they belong to.
 

@@ -27,6 +27,7 @@ from store.rollups import (
     KINDS,
     PREFIX,
     REACH,
+    ROLLUP_DIR,
     code_hash,
     drop_rollups,
     file_date,
@@ -68,7 +69,9 @@ def build_rollups(
         return []
     con = connect(root, config)
     try:
-        con.execute("SET memory_limit = '2GB'")  # DuckDB spills beyond it; a day's neighbourhood is bounded
+        # DuckDB spills beyond the limit (a day's neighbourhood is bounded), into the store, not the process's cwd
+        con.execute("SET memory_limit = '2GB'")
+        con.execute("SET temp_directory = ?", [str(root / ROLLUP_DIR / ".spill")])
         results = []
         for done, day in enumerate(todo):
             results.append(_build_date(con, root, listing, code, day))

@@ -10,13 +10,18 @@ call that started on D), both sorted by trace_id so a lookup by id reads one row
 A date's rows depend only on the partitions D-1, D and D+1 of spans, llm_calls and llm_messages
 (a task's calls run within WINDOW_SLACK_AFTER of its start, its root lies within that of its calls:
 the assumption the windowed views make already). The signature hashes those files' names, sizes
-and modification times with the SQL of the views (so another version of vigil or another
-`task_span_pattern` never reads a rollup it did not write). The catalog uses a date's rollup only
-when a rollup with the signature of the current listing exists for both kinds; every other date
-(today, yesterday, dates that got late data, were compacted, repriced or cut by retention since)
-is computed live from its files. So a rollup is a cache that cannot change an answer.
-Verdicts (outcomes) and the config's outcome rules and budgets are applied on top of the rows
+and modification times with the SQL of the views (so another version of vigil, or a config with
+another `task_span_pattern` or outcome `attribute_keys`, never reads a rollup it did not write).
+The catalog uses a date's rollup only when a rollup with the signature of the current listing
+exists for both kinds; every other date (today, yesterday, dates that got late data, were
+compacted, repriced or cut by retention since) is computed live from its files. So a rollup
+is a cache that cannot change an answer.
+Verdicts (outcomes), the success/failure values and budgets are applied on top of the rows
 (store.catalog's `tasks`), so a verdict posted at any time counts at once.
+
+The live dates are what most queries still compute. A connection that asks for it (`enable_memo`:
+the dashboards) keeps their rows in temporary tables, rebuilt when the listing of their files
+changes (and skipped above MEMO_MAX_BYTES of files), so a page's dozen queries compute them once.
 
 Rollups are written by store.rollup_build after compaction; they work on the local file store only.
 """
