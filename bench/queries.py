@@ -12,13 +12,17 @@ Prints a table and the peak RSS; asserts nothing. See bench/README.md.
     uv run python -m bench.queries --calls 10000000      # the issue-11 size
     uv run python -m bench.queries --base 100000 --scales 1,10,100   # growth with data volume
     uv run python -m bench.queries --fresh-files 8       # last day left un-compacted (8 files + 1% resent)
+    uv run python -m bench.queries --rollups             # over a hard-linked copy with rollups built (store.rollups)
+    uv run python -m bench.queries --rollups --memo      # ... and the live days kept in memory, as the dashboards do
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
 import statistics
 import sys
 import time
@@ -28,6 +32,8 @@ from pathlib import Path
 from bench.store_gen import build_store
 from store.catalog import connect
 from store.queries import load, names, run
+from store.rollup_build import build_rollups
+from store.rollups import enable_memo
 
 WINDOWS = {"all": None, "7d": timedelta(days=7), "1d": timedelta(days=1)}
 
@@ -47,11 +53,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated query names to time (default: all)")
     parser.add_argument("--threads", type=int, help="DuckDB threads (default: DuckDB's, one per core)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON lines too")
+    parser.add_argument(
+        "--memo",
+        action="store_true",
+        help="keep the live dates' rows in memory between runs, as the dashboards' connection does (store.rollups)",
+    )
+    parser.add_argument(
+        "--rollups",
+        action="store_true",
+        help="query a hard-linked copy of the store (in DIR-rollups/) with the rollups of its sealed dates built",
+    )
     args = parser.parse_args(argv)
     sizes = [args.base * int(s) for s in args.scales.split(",")] if args.scales else [args.calls]
     for calls in sizes:
         root = ensure_store(args.dir, calls, args.days, args.fresh_files, args.rebuild)
-        rows = time_queries(root, args.runs, [n for n in args.only.split(",") if n], args.threads)
+        root = with_rollups(root) if args.rollups else root
+        rows = time_queries(root, args.runs, [n for n in args.only.split(",") if n], args.threads, args.memo)
         print(f"\n## {calls:,} LLM calls ({root})")
         print_table(rows)
         if args.json:
@@ -68,8 +85,6 @@ def ensure_store(base: Path, calls: int, days: int, fresh_files: int, rebuild: b
     if marker.exists() and not rebuild:
         return root
     if root.exists():
-        import shutil
-
         shutil.rmtree(root)
     started = time.perf_counter()
     print(f"building a store of {calls:,} LLM calls in {root} ...", file=sys.stderr)
@@ -79,7 +94,25 @@ def ensure_store(base: Path, calls: int, days: int, fresh_files: int, rebuild: b
     return root
 
 
-def time_queries(root: Path, runs: int, only: list[str], threads: int | None = None) -> list[dict]:
+def with_rollups(root: Path) -> Path:
+    """A copy of `root` (hard links: store files are never changed in place) with the rollups its collector would
+    have built by now: every date before yesterday, as of the store's end. The shared store is left as it is."""
+    copy = root.parent.with_name(root.parent.name + "-rollups") / root.name
+    if not copy.exists():
+        shutil.copytree(root, copy, copy_function=os.link)
+    end = datetime.fromisoformat(json.loads((root / "bench-store.json").read_text())["end"])
+    started = time.perf_counter()
+    built = build_rollups(copy, today=end.date(), progress=_progress)
+    if built:
+        print(f"built {len(built)} rollups in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return copy
+
+
+def _progress(done: int, total: int) -> None:
+    print(f"\rrollups {done}/{total}", end="\n" if done == total else "", file=sys.stderr)
+
+
+def time_queries(root: Path, runs: int, only: list[str], threads: int | None = None, memo: bool = False) -> list[dict]:
     con = connect(root)
     if threads:
         con.execute(f"SET threads = {threads}")
@@ -94,12 +127,14 @@ def time_queries(root: Path, runs: int, only: list[str], threads: int | None = N
             params = {"trace_id": trace_id} if window == "trace" else {}
             if WINDOWS.get(window):
                 params["since"] = end - WINDOWS[window]
-            rows.append({"query": name, "window": window, **_time(root, name, params, runs, threads)})
+            rows.append({"query": name, "window": window, **_time(root, name, params, runs, threads, memo)})
     return rows
 
 
-def _time(root: Path, name: str, params: dict, runs: int, threads: int | None) -> dict:
+def _time(root: Path, name: str, params: dict, runs: int, threads: int | None, memo: bool) -> dict:
     con = connect(root)  # a fresh connection: nothing cached from the previous query
+    if memo:  # the first run builds it: "cold" includes that
+        enable_memo(con)
     if threads:
         con.execute(f"SET threads = {threads}")
     timings, cpu = [], []

@@ -38,6 +38,7 @@ from store.location import open_sink, table_location
 from store.outcomes import record_verdicts
 from store.pricing import Pricer
 from store.retention import apply_retention
+from store.rollup_build import build_rollups
 from store.writer import remove_stale_temp_files
 
 logger = logging.getLogger(__name__)
@@ -249,7 +250,10 @@ class Collector:
             try:
                 with self._maintenance:
                     results = compact(self.root, store.compaction_min_files, grace_s=store.compaction_grace_s)
-                self.counters.add(compactions=len(results), compacted_files=sum(r.files_in for r in results))
+                    built = build_rollups(self.root, self.config) if store.rollups else []
+                self.counters.add(
+                    compactions=len(results), compacted_files=sum(r.files_in for r in results), rollups=len(built)
+                )
             except Exception:  # compaction is an optimisation: log, keep ingesting, try again later
                 logger.exception("compaction failed; will retry")
                 self.counters.add(compaction_errors=1)

@@ -37,6 +37,7 @@ from store.config import Config
 from store.location import TableLocation, stored_tables, table_location
 from store.queries import GROUPS, run
 from store.replay_picks import list_pick_lists, read_picks
+from store.rollups import enable_memo
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,12 @@ def query(
 
 def filter_options(store: Store) -> dict[str, list[str]]:
     """dimension (service | model | prompt_version | environment) → values present, most used first."""
+    return _options(store)
+
+
+@st.cache_data(ttl=300, show_spinner=False, max_entries=4)
+def _options(store: Store) -> dict[str, list[str]]:
+    # Over all time, on every page: kept 5 minutes (a new service or model shows up in the sidebar that late).
     rows = _query(store, "filter_options", "all", None, ())
     return {dim: list(group["value"]) for dim, group in rows.groupby("dimension", sort=False)}
 
@@ -104,6 +111,7 @@ def filter_options(store: Store) -> dict[str, list[str]]:
 def clear_cache() -> None:
     """After the dashboards wrote something (a verdict, a pick), the next run must see it."""
     _query.clear()
+    _options.clear()
     _recorded.clear()
     _picks.clear()
 
@@ -159,6 +167,7 @@ def _alerts(store: Store) -> pd.DataFrame:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _connection(store: Store) -> tuple[duckdb.DuckDBPyConnection, threading.Lock]:
     con = connect(store.root, store.config)
+    enable_memo(con)  # a page's queries share today's and yesterday's rows, computed once per listing
     database = con.sql("SELECT current_database()").fetchall()[0][0]
     con.execute("CREATE SCHEMA IF NOT EXISTS filtered")
     for view, model in _FILTERED_VIEWS.items():

@@ -28,6 +28,9 @@ process gets its own) and defines:
 - `llm_call_dimensions`: llm_calls with the task dimensions call-level queries group by; the table
   macro `llm_calls_in(since, until, prompt)` and the scalar macros `js_term`, `psi_term` serve the
   drift queries.
+- `task_rows` (the per-task part of `tasks`), `llm_calls` and `llm_call_dimensions` read a date from
+  its rollup (store.rollups) while the rollup matches the date's files, and compute the other dates
+  from the `*_live` views (the same SQL, pinned to those dates' files); `tasks` adds the verdicts.
 - `logs`, `metrics`: every log record and every metric data point. GenAI log events also feed
   `llm_messages`, whose messages fill the content of the `llm_calls` row they belong to.
 
@@ -52,6 +55,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from store import rollups
 from store.config import Config
 from store.location import table_location
 from store.schema import PARTITION_TIME, ROW_KEYS, TABLES
@@ -64,6 +68,7 @@ WINDOWED_TABLES = ("spans", "llm_calls", "llm_messages")
 # ran on for longer than WINDOW_SLACK_AFTER past a closed window's end loses its late calls.
 WINDOW_SLACK_BEFORE = timedelta(hours=1)
 WINDOW_SLACK_AFTER = timedelta(days=1)
+_LIVE = "_live"  # the views store.rollups leaves the dates without a valid rollup to
 _WINDOW_VARIABLES = ("vigil_window_since", "vigil_window_since_date", "vigil_window_until", "vigil_window_until_date")
 
 # Duplicates share their key and their partition time (they are the same record sent again), so
@@ -72,13 +77,13 @@ _WINDOW_VARIABLES = ("vigil_window_since", "vigil_window_since_date", "vigil_win
 _DEDUPED = """
 CREATE OR REPLACE VIEW {view} AS
 WITH fresh AS (
-    SELECT * FROM {table}_fresh
+    SELECT * FROM {source}_fresh
     QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY received_at) = 1
 )
-SELECT * FROM {table}_compacted
+SELECT * FROM {source}_compacted
 UNION ALL BY NAME
 SELECT * FROM fresh f
-WHERE NOT EXISTS (SELECT 1 FROM {table}_compacted c WHERE {matches})
+WHERE NOT EXISTS (SELECT 1 FROM {source}_compacted c WHERE {matches})
 """
 
 # The deployment environment of a span, from its resource (OTel semconv 1.27 renamed the key).
@@ -92,8 +97,9 @@ ENVIRONMENT = (
 # fill them in are kept to those calls, and to the parents and roots that know a prompt.
 # Content that arrived as GenAI log events (llm_messages) fills what the span itself lacks.
 _LLM_CALLS = """
-CREATE OR REPLACE VIEW llm_calls AS
-WITH calls AS (SELECT * FROM llm_calls_unique),  -- not NOT MATERIALIZED: DuckDB 2.0.1 then counts deduped rows twice
+CREATE OR REPLACE VIEW llm_calls{live} AS
+-- not NOT MATERIALIZED: DuckDB 2.0.1 then counts deduped rows twice
+WITH calls AS (SELECT * FROM llm_calls_unique{live}),
 kept AS (
     SELECT * FROM calls c
     WHERE NOT EXISTS (
@@ -106,13 +112,13 @@ prompted AS (
 ),
 roots AS (
     SELECT trace_id, any_value(prompt_name) AS prompt_name, any_value(prompt_version) AS prompt_version
-    FROM spans_scan
+    FROM spans{live}_scan
     WHERE parent_span_id IS NULL AND (prompt_name IS NOT NULL OR prompt_version IS NOT NULL)
     GROUP BY trace_id
 ),
 environments AS (
     SELECT trace_id, any_value({environment}) AS environment
-    FROM spans_scan WHERE parent_span_id IS NULL AND {environment} IS NOT NULL GROUP BY trace_id
+    FROM spans{live}_scan WHERE parent_span_id IS NULL AND {environment} IS NOT NULL GROUP BY trace_id
 ),
 named AS (
     SELECT * FROM kept WHERE prompt_name IS NOT NULL AND prompt_version IS NOT NULL
@@ -126,7 +132,7 @@ named AS (
     LEFT JOIN roots r ON r.trace_id = c.trace_id
     WHERE c.prompt_name IS NULL OR c.prompt_version IS NULL
 ),
-messages AS (SELECT * FROM llm_messages),
+messages AS (SELECT * FROM llm_messages{live}),
 event_content AS (
     SELECT trace_id, span_id,
            '[' || string_agg(message, ',' ORDER BY time, position) FILTER (direction = 'input') || ']'
@@ -185,10 +191,14 @@ LEFT JOIN event_content e ON e.trace_id = c.trace_id AND e.span_id = c.span_id
 # call-level metrics group by the same names as task-level ones; `llm_calls_in` is one side of a comparison
 # (a time window and, optionally, a prompt version given as 'v3' or 'name@v3').
 _LLM_CALL_DIMENSIONS = """
-CREATE OR REPLACE VIEW llm_call_dimensions AS
-WITH roots AS (SELECT trace_id, any_value(name) AS name FROM spans_raw WHERE parent_span_id IS NULL GROUP BY trace_id)
+CREATE OR REPLACE VIEW llm_call_dimensions{live} AS
+WITH roots AS (
+    SELECT trace_id, any_value(name) AS name FROM spans{live}_scan WHERE parent_span_id IS NULL GROUP BY trace_id
+)
 SELECT c.*, coalesce(c.request_model, c.response_model) AS model, r.name
-FROM llm_calls c LEFT JOIN roots r USING (trace_id);
+FROM llm_calls{live} c LEFT JOIN roots r USING (trace_id)
+"""
+_LLM_CALLS_IN = """
 CREATE OR REPLACE MACRO llm_calls_in(since, until, prompt) AS TABLE
 SELECT * FROM llm_call_dimensions
 WHERE (since IS NULL OR start_time >= since) AND (until IS NULL OR start_time < until)
@@ -208,8 +218,10 @@ CREATE OR REPLACE MACRO psi_term(p, q) AS
   * ln(CASE WHEN q = 0 THEN 0.0001 ELSE q END / CASE WHEN p = 0 THEN 0.0001 ELSE p END);
 """
 
-_TASKS = """
-CREATE OR REPLACE VIEW tasks AS
+# One row per task with what its spans and calls say (store.rollups materializes it per date); `tasks`
+# adds what may change at any time or depends on the reader's config: verdicts, outcome rules, budgets.
+_TASK_ROWS = """
+CREATE OR REPLACE VIEW task_rows{live} AS
 WITH calls AS (
     SELECT trace_id,
            count(*) AS llm_calls,
@@ -225,33 +237,10 @@ WITH calls AS (
                coalesce(request_model, response_model),
                [coalesce(total_tokens, input_tokens, 0), -epoch_ns(start_time)]
            ) AS model
-    FROM llm_calls GROUP BY trace_id
+    FROM llm_calls{live} GROUP BY trace_id
 ),
 tools AS (
-    SELECT trace_id, count(*) AS tool_calls FROM spans WHERE genai_kind = 'tool' GROUP BY trace_id
-),
--- the latest verdict per trace and per project it was sent for (NULL: for any project; see OUTCOMES_SCHEMA)
-verdicts AS (
-    SELECT trace_id, project,
-           arg_max({{'label': outcome, 'source': source, 'score': score, 'comment': comment, 'time': time}}, time) AS v
-    FROM outcomes GROUP BY trace_id, project
-),
-task_spans AS (
-    SELECT s.*,
-           CASE WHEN scoped.v.time > coalesce(unscoped.v.time, '-infinity'::TIMESTAMPTZ) THEN scoped.v
-                ELSE unscoped.v END AS verdict
-    FROM spans s
-    LEFT JOIN verdicts scoped ON scoped.trace_id = s.trace_id AND scoped.project = s.project
-    LEFT JOIN verdicts unscoped ON unscoped.trace_id = s.trace_id AND unscoped.project IS NULL
-    WHERE {is_task}
-),
-judged AS (
-    SELECT s.*,
-           {verdict} AS verdict_outcome,
-           {attribute} AS attribute_outcome,
-           CASE s.status_code WHEN 'error' THEN 'failure' WHEN 'ok' THEN 'success' END AS status_outcome,
-           s.verdict.source AS verdict_source, s.verdict.score AS outcome_score, s.verdict.comment AS outcome_comment
-    FROM task_spans s
+    SELECT trace_id, count(*) AS tool_calls FROM spans{live} WHERE genai_kind = 'tool' GROUP BY trace_id
 )
 SELECT s.trace_id,
        s.span_id AS root_span_id,
@@ -270,6 +259,63 @@ SELECT s.trace_id,
        coalesce(c.cost_usd, 0) AS cost_usd,
        coalesce(c.unpriced_calls, 0) AS unpriced_calls,
        c.model,
+       s.status_code,
+       s.status_message,
+       s.prompt_name,
+       s.prompt_version,
+       s.session_id,
+       s.user_id,
+       {environment} AS environment,
+       s.attributes,
+       {outcome_attribute} AS outcome_attribute,  -- the outcome the root's attributes state (config's keys)
+       s.date
+FROM spans{live} s
+LEFT JOIN calls c USING (trace_id)
+LEFT JOIN tools t USING (trace_id)
+WHERE {is_task}
+"""
+
+_TASKS = """
+CREATE OR REPLACE VIEW tasks AS
+-- the latest verdict per trace and per project it was sent for (NULL: for any project; see OUTCOMES_SCHEMA)
+WITH verdicts AS (
+    SELECT trace_id, project,
+           arg_max({{'label': outcome, 'source': source, 'score': score, 'comment': comment, 'time': time}}, time) AS v
+    FROM outcomes GROUP BY trace_id, project
+),
+task_verdicts AS (
+    SELECT s.*,
+           CASE WHEN scoped.v.time > coalesce(unscoped.v.time, '-infinity'::TIMESTAMPTZ) THEN scoped.v
+                ELSE unscoped.v END AS verdict
+    FROM task_rows s
+    LEFT JOIN verdicts scoped ON scoped.trace_id = s.trace_id AND scoped.project = s.project
+    LEFT JOIN verdicts unscoped ON unscoped.trace_id = s.trace_id AND unscoped.project IS NULL
+),
+judged AS (
+    SELECT s.*,
+           {verdict} AS verdict_outcome,
+           {attribute} AS attribute_outcome,
+           CASE s.status_code WHEN 'error' THEN 'failure' WHEN 'ok' THEN 'success' END AS status_outcome,
+           s.verdict.source AS verdict_source, s.verdict.score AS outcome_score, s.verdict.comment AS outcome_comment
+    FROM task_verdicts s
+)
+SELECT s.trace_id,
+       s.root_span_id,
+       s.name,
+       s.service_name,
+       s.project,
+       s.start_time,
+       s.end_time,
+       s.duration_ms,
+       s.llm_calls,
+       s.llm_errors,
+       s.tool_calls,
+       s.input_tokens,
+       s.output_tokens,
+       s.total_tokens,
+       s.cost_usd,
+       s.unpriced_calls,
+       s.model,
        s.status_code AS status,
        s.status_message,
        coalesce(s.verdict_outcome, s.attribute_outcome, s.status_outcome, 'unknown') AS outcome,
@@ -280,16 +326,14 @@ SELECT s.trace_id,
        s.outcome_score,
        s.outcome_comment,
        {budget} AS budget_usd,
-       coalesce(c.cost_usd, 0) > {budget} AS over_budget,
+       s.cost_usd > {budget} AS over_budget,
        s.prompt_name,
        s.prompt_version,
        s.session_id,
        s.user_id,
-       {environment} AS environment,
+       s.environment,
        s.attributes
 FROM judged s
-LEFT JOIN calls c USING (trace_id)
-LEFT JOIN tools t USING (trace_id)
 """
 
 
@@ -315,7 +359,8 @@ def pin_files(con: duckdb.DuckDBPyConnection) -> None:
     one query could drop fresh rows as compacted without reading the compacted copy. With the
     listing pinned (DuckDB variables, applied as file filters) each query sees one state of the
     folder, and compaction makes every state it passes through read right. Without it (plain
-    `con.sql`), the views read whatever each glob finds.
+    `con.sql`), the views read whatever each glob finds. The same listing decides which dates
+    the rollups answer for (store.rollups.plan) and which files the live views read.
     """
     root, delta = con.execute("SELECT getvariable('vigil_root'), getvariable('vigil_delta')").fetchall()[0]
     if delta:  # Delta tables: one snapshot (log version) per table and query plays the listing's part
@@ -323,25 +368,66 @@ def pin_files(con: duckdb.DuckDBPyConnection) -> None:
 
         register_snapshots(con, delta)
         return
+    listing = list_files(Path(root)) if root else None
+    live = rollups.plan(con, Path(root), listing) if listing is not None else None
+    pin_listing(con, listing, live)
+    key = rollups.memo_to_build(con, live) if live is not None else None
+    if key is not None:
+        _remember_live(con, key)
+
+
+def _remember_live(con: duckdb.DuckDBPyConnection, key: str) -> None:
+    """Build the connection's memo of the live rows (store.rollups) over every live date, outside any window."""
+    saved = con.execute("SELECT " + ", ".join(f"getvariable('{v}')" for v in _WINDOW_VARIABLES)).fetchall()[0]
+    _set_window_variables(con, [None] * 4)
+    try:
+        rollups.build_memo(con, key)
+    finally:
+        _set_window_variables(con, list(saved))
+
+
+def locate_trace(con: duckdb.DuckDBPyConnection, trace_id: str) -> datetime | None:
+    """When its task started, if a valid rollup holds it (store.rollups); None: it may be anywhere."""
+    root = con.execute("SELECT getvariable('vigil_root')").fetchall()[0][0]
+    if root is None:  # a Delta store has no rollups
+        return None
+    return rollups.locate_trace(con, Path(root), list_files(Path(root)), trace_id)
+
+
+def list_files(root: Path) -> dict[str, list[str]]:
+    """The files of every table, as pin_files lists them."""
+    return {t: [str(p) for p in table_dir(root.resolve(), t).glob("date=*/*.parquet")] for t in TABLES}
+
+
+def pin_listing(
+    con: duckdb.DuckDBPyConnection, listing: dict[str, list[str]] | None, live: dict[str, list[str]] | None
+) -> None:
+    """Pin every view to `listing`, and the live views of the windowed tables to `live` (None: the listing)."""
     for table in TABLES:
-        files = [str(p) for p in table_dir(Path(root), table).glob("date=*/*.parquet")] if root else None
+        files = None if listing is None else listing[table]
         con.execute(f"SET VARIABLE vigil_files_{table} = ?::VARCHAR[]", [files])
         if files is not None:
             _define_unique(con, table, fresh=any(f"/{COMPACTED_PREFIX}" not in f for f in files))
+    for table in WINDOWED_TABLES:
+        files = (None if listing is None else listing[table]) if live is None else live[table]
+        con.execute(f"SET VARIABLE vigil_live_files_{table} = ?::VARCHAR[]", [files])
+        if files is not None:
+            _define_unique(con, table, fresh=any(f"/{COMPACTED_PREFIX}" not in f for f in files), live=_LIVE)
 
 
-def _define_unique(con: duckdb.DuckDBPyConnection, table: str, fresh: bool) -> None:
+def _define_unique(con: duckdb.DuckDBPyConnection, table: str, fresh: bool, live: str = "") -> None:
     """The deduped view of `table`; without fresh files in the listing, only the compacted ones (planned 3x faster)."""
-    state = f"vigil_has_fresh_{table}"
+    state = f"vigil_has_fresh_{table}{live}"
     if con.execute(f"SELECT getvariable('{state}')").fetchall()[0][0] == fresh:
         return  # views are planned again by every query: replace them only when the shape changes
-    view = "llm_calls_unique" if table == "llm_calls" else table  # llm_calls needs more, below
+    view = ("llm_calls_unique" if table == "llm_calls" else table) + live  # llm_calls needs more, below
+    source = f"{table}{live}"
     if fresh:
         keys = ROW_KEYS[table]
         matches = " AND ".join(f"c.{k} = f.{k}" for k in (*keys, PARTITION_TIME[table]))
-        con.execute(_DEDUPED.format(view=view, table=table, keys=", ".join(keys), matches=matches))
+        con.execute(_DEDUPED.format(view=view, source=source, keys=", ".join(keys), matches=matches))
     else:
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {table}_compacted")
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {source}_compacted")
     con.execute(f"SET VARIABLE {state} = {fresh}")
 
 
@@ -391,21 +477,51 @@ def refresh(con: duckdb.DuckDBPyConnection, root: Path, config: Config | None = 
         else:
             source = f"(SELECT *, NULL::DATE AS date, NULL::VARCHAR AS filename FROM {empty})"
         con.execute(f"CREATE OR REPLACE VIEW {table}_raw AS SELECT * EXCLUDE (filename) FROM {source}")
-        # One filter on the file name each, which DuckDB applies to the file list before opening any.
-        narrow = _window_filter(PARTITION_TIME[table]) if table in WINDOWED_TABLES else "true"
-        compacted = f"filename LIKE '%/{COMPACTED_PREFIX}%'"
-        files = f"getvariable('vigil_files_{table}')"
-        pinned = f"({files} IS NULL OR list_contains({files}, filename))"
-        for part, test in (("compacted", compacted), ("fresh", f"NOT ({compacted})"), ("scan", "true")):
-            con.execute(
-                f"CREATE OR REPLACE VIEW {table}_{part} AS SELECT * EXCLUDE (filename) FROM {source} "
-                f"WHERE {test} AND {pinned} AND {narrow}"
-            )
+        _define_scans(con, table, source, "")
+        if table in WINDOWED_TABLES:
+            _define_scans(con, table, source, _LIVE)
     for table in ROW_KEYS:
-        con.execute(f"RESET VARIABLE vigil_has_fresh_{table}")
-        _define_unique(con, table, fresh=True)  # right for any listing; pin_files narrows it per query
-    con.execute(_LLM_CALLS.format(environment=ENVIRONMENT.format(r="")))
-    con.execute(_LLM_CALL_DIMENSIONS)
+        for live in ("", _LIVE) if table in WINDOWED_TABLES else ("",):
+            con.execute(f"RESET VARIABLE vigil_has_fresh_{table}{live}")
+            _define_unique(con, table, fresh=True, live=live)  # right for any listing; pin_files narrows it
+    _define_derived(con, config)
+
+
+def _define_scans(con: duckdb.DuckDBPyConnection, table: str, source: str, live: str) -> None:
+    """`{table}{live}_compacted|_fresh|_scan`: one filter on the file name each, which DuckDB applies to the
+    file list before opening any. The live ones read the files store.rollups.plan leaves to live views."""
+    narrow = _window_filter(PARTITION_TIME[table]) if table in WINDOWED_TABLES else "true"
+    compacted = f"filename LIKE '%/{COMPACTED_PREFIX}%'"
+    files = f"getvariable('vigil_{'live_' if live else ''}files_{table}')"
+    pinned = f"({files} IS NULL OR list_contains({files}, filename))"
+    for part, test in (("compacted", compacted), ("fresh", f"NOT ({compacted})"), ("scan", "true")):
+        con.execute(
+            f"CREATE OR REPLACE VIEW {table}{live}_{part} AS SELECT * EXCLUDE (filename) FROM {source} "
+            f"WHERE {test} AND {pinned} AND {narrow}"
+        )
+
+
+def live_views(config: Config) -> list[str]:
+    """The SQL of the views store.rollups materializes (and hashes into every rollup's signature)."""
+    return [
+        _LLM_CALLS.format(environment=ENVIRONMENT.format(r=""), live=_LIVE),
+        _LLM_CALL_DIMENSIONS.format(live=_LIVE),
+        _TASK_ROWS.format(
+            live=_LIVE,
+            environment=ENVIRONMENT.format(r="s."),
+            is_task=_is_task(config),
+            outcome_attribute=_outcome_attribute(config),
+        ),
+    ]
+
+
+def _define_derived(con: duckdb.DuckDBPyConnection, config: Config) -> None:
+    """The live views, the rollups over them (store.rollups) and what reads both: tasks, llm_calls, ..."""
+    live = live_views(config)
+    for sql in live:
+        con.execute(sql)
+    rollups.define_views(con, "\n".join(live))
+    con.execute(_LLM_CALLS_IN)
     con.execute(_DRIFT_TERMS)
     con.execute(_tasks_sql(config))
 
@@ -419,6 +535,10 @@ def set_window(con: duckdb.DuckDBPyConnection, since: datetime | None, until: da
     if until is not None:
         end = _utc(until) + WINDOW_SLACK_AFTER
         values[2:4] = [end, end.date()]
+    _set_window_variables(con, values)
+
+
+def _set_window_variables(con: duckdb.DuckDBPyConnection, values: list[object]) -> None:
     for name, value, kind in zip(_WINDOW_VARIABLES, values, ("TIMESTAMPTZ", "DATE") * 2, strict=True):
         con.execute(f"SET VARIABLE {name} = ?::{kind}", [value])
 
@@ -448,21 +568,27 @@ def _tasks_sql(config: Config) -> str:
             f"WHEN lower({expression}) IN ({failure}) THEN 'failure' END"
         )
 
-    keys = [f"json_extract_string(s.attributes, {_sql_literal('$.' + json.dumps(k))})" for k in rules.attribute_keys]
-    attribute = label(f"coalesce({', '.join(keys)})") if keys else "NULL"
-    is_task = "s.parent_span_id IS NULL"
-    if rules.task_span_pattern:
-        is_task += f" OR s.name GLOB {_sql_literal(rules.task_span_pattern)}"
+    attribute = label("s.outcome_attribute")
     budget = "NULL"
     budgets = config.budgets
     if budgets.per_task_name_usd or budgets.per_service_usd:
         by_name = _sql_map(budgets.per_task_name_usd, "s.name")
         by_service = _sql_map(budgets.per_service_usd, "s.service_name")
         budget = f"coalesce({by_name}, {by_service})"
-    environment = ENVIRONMENT.format(r="s.")
-    return _TASKS.format(
-        verdict=label("s.verdict.label"), attribute=attribute, is_task=is_task, budget=budget, environment=environment
-    )
+    return _TASKS.format(verdict=label("s.verdict.label"), attribute=attribute, budget=budget)
+
+
+def _outcome_attribute(config: Config) -> str:
+    paths = [_sql_literal("$." + json.dumps(key)) for key in config.outcomes.attribute_keys]
+    keys = [f"json_extract_string(s.attributes, {path})" for path in paths]
+    return f"coalesce({', '.join(keys)})" if keys else "NULL::VARCHAR"
+
+
+def _is_task(config: Config) -> str:
+    is_task = "s.parent_span_id IS NULL"
+    if config.outcomes.task_span_pattern:
+        is_task += f" OR s.name GLOB {_sql_literal(config.outcomes.task_span_pattern)}"
+    return is_task
 
 
 def _sql_map(amounts: dict[str, float], column: str) -> str:

@@ -80,6 +80,8 @@ class StoreConfig:
     s3_region: str = ""
     # Allow plain http to the endpoint (a loopback MinIO or moto); never needed for AWS.
     s3_allow_http: bool = False
+    # After compaction, materialize per-date task and call rollups of sealed dates (store.rollups): faster queries.
+    rollups: bool = True
 
 
 @dataclass(frozen=True)

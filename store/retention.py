@@ -26,6 +26,7 @@ import duckdb
 
 from store.compaction import _sql_string
 from store.config import RetentionConfig
+from store.rollups import INPUT_TABLES, REACH, drop_rollups, file_date
 from store.schema import TABLES
 from store.writer import fsync_dir, table_dir
 
@@ -61,7 +62,17 @@ def apply_retention(
             result = _apply_partition(retention, table, folder, now, dry_run)
             if result is not None:
                 results.append(result)
+    if not dry_run:
+        _drop_rollups_of(root, results)
     return results
+
+
+def _drop_rollups_of(root: Path, results: list[RetentionResult]) -> None:
+    """Rollups hold copies of the rows: those built from a partition retention touched go too (store.rollups)."""
+    touched = {file_date(Path(r.table, r.partition, "file")) for r in results if r.table in INPUT_TABLES} - {None}
+    near = {day + step for day in touched for step in (-REACH, timedelta(0), REACH)}
+    if near and drop_rollups(root, near):
+        logger.info("retention dropped rollups dates=%s", ",".join(str(d) for d in sorted(near)))
 
 
 def _expired(days: float, day: date, now: datetime) -> bool:

@@ -98,10 +98,11 @@ def _parser() -> argparse.ArgumentParser:
 
     compact = commands.add_parser(
         "compact",
-        help="merge small Parquet files and drop duplicate rows now (Delta stores: optimize + vacuum)",
-        description="Merge small Parquet files (the collector also does this in the background). On a Delta store "
-        "([store] uri) run it as the one compaction job: Delta optimize.compact() then vacuum of files replaced "
-        "more than [store] compaction_grace_s ago (rounded up to whole hours).",
+        help="merge small files and drop duplicate rows now, then build the rollups of sealed dates",
+        description="Merge small Parquet files and build the per-date rollups of dates before yesterday "
+        "([store] rollups; the collector also does both in the background). On a Delta store ([store] uri) run "
+        "it as the one compaction job: Delta optimize.compact() then vacuum of files replaced more than "
+        "[store] compaction_grace_s ago (rounded up to whole hours).",
     )
     add_store_arguments(compact)
     compact.add_argument("--min-files", type=int, help="merge a partition from this many small files on (default 8)")
@@ -292,6 +293,11 @@ def _compact_parquet(args: argparse.Namespace, config: Config) -> int:
         print(f"{r.table}/{r.partition}: {r.files_in} files → 1, {r.rows_out} rows, {r.bytes_in} → {r.bytes_out} bytes")
     if not results:
         print("nothing to compact")
+    if config.store.rollups:
+        from store.rollup_build import build_rollups
+
+        built = build_rollups(root, config, progress=progress("rollups {done}/{total} dates"))
+        print(f"rollups: {len(built)} dates built" if built else "rollups: up to date")
     return 0
 
 

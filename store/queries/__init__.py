@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from store.catalog import fetch, set_window
+from store.catalog import fetch, locate_trace, set_window
 
 # A query filtering its rows' start (or any time column) on $since/$until exactly this way lets
 # the views read only the partitions around the window (store.catalog.set_window). A query using
@@ -97,6 +97,12 @@ def run(con: duckdb.DuckDBPyConnection, name: str, group: str = "all", **params:
     windowed = is_windowed(sql)
     if windowed:
         set_window(con, params.get("since"), params.get("until"))
+    elif params.get("trace_id") and not wanted & {"since", "until"}:
+        # One trace: find its date first (a rollup knows it), then read only the partitions around it.
+        start = locate_trace(con, params["trace_id"])
+        windowed = start is not None
+        if windowed:
+            set_window(con, start, start)
     try:
         table = fetch(con, sql, {key: params.get(key) for key in wanted} or None)
     finally:
