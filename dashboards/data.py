@@ -19,6 +19,8 @@ new files in known tables show up as soon as the query cache (30 s) expires.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import itertools
 import logging
 import threading
@@ -67,6 +69,15 @@ class Store:
     def is_empty(self) -> bool:
         return not {"spans", "llm_calls"} & set(self.tables)
 
+    @functools.cached_property
+    def cache_key(self) -> str:
+        """What the caches key a store by: Streamlit hashing the whole Config took ~6 ms on every cached call."""
+        return hashlib.sha256(repr((self.root, self.tables, self.config)).encode()).hexdigest()
+
+
+# For every st.cache_* below that takes a Store.
+_HASH_FUNCS = {Store: lambda store: store.cache_key}
+
 
 def open_store(root: str | Path, config: Config) -> Store:
     """Look at the folder (cheap: one glob per table) and remember it as this session's store."""
@@ -101,7 +112,7 @@ def filter_options(store: Store) -> dict[str, list[str]]:
     return _options(store)
 
 
-@st.cache_data(ttl=300, show_spinner=False, max_entries=4)
+@st.cache_data(ttl=300, show_spinner=False, max_entries=4, hash_funcs=_HASH_FUNCS)
 def _options(store: Store) -> dict[str, list[str]]:
     # Over all time, on every page: kept 5 minutes (a new service or model shows up in the sidebar that late).
     rows = _query(store, "filter_options", "all", None, ())
@@ -121,7 +132,7 @@ def replay_picks() -> dict[str, list[dict[str, str]]]:
     return _picks(current_store())
 
 
-@st.cache_data(ttl=30, show_spinner=False, max_entries=4)
+@st.cache_data(ttl=30, show_spinner=False, max_entries=4, hash_funcs=_HASH_FUNCS)
 def _picks(store: Store) -> dict[str, list[dict[str, str]]]:
     root = Path(store.root)
     return {name: read_picks(root, name) for name in list_pick_lists(root)}
@@ -144,7 +155,7 @@ def firing_alerts() -> pd.DataFrame | None:
         return None
 
 
-@st.cache_data(ttl=30, show_spinner=False, max_entries=16)
+@st.cache_data(ttl=30, show_spinner=False, max_entries=16, hash_funcs=_HASH_FUNCS)
 def _recorded(store: Store, table: str, column: str) -> bool:
     con, lock = _connection(store)
     with lock:  # the raw view: no dedupe needed to find one value; names come from code, never from users
@@ -155,7 +166,7 @@ def _recorded(store: Store, table: str, column: str) -> bool:
         )
 
 
-@st.cache_data(ttl=30, show_spinner=False, max_entries=4)
+@st.cache_data(ttl=30, show_spinner=False, max_entries=4, hash_funcs=_HASH_FUNCS)
 def _alerts(store: Store) -> pd.DataFrame:
     con, lock = _connection(store)
     with lock:
@@ -164,7 +175,7 @@ def _alerts(store: Store) -> pd.DataFrame:
     return pd.DataFrame([dataclasses.asdict(result) for result in results])
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=4, hash_funcs=_HASH_FUNCS)
 def _connection(store: Store) -> tuple[duckdb.DuckDBPyConnection, threading.Lock]:
     con = connect(store.root, store.config)
     enable_memo(con)  # a page's queries share today's and yesterday's rows, computed once per listing
@@ -183,7 +194,7 @@ def _connection(store: Store) -> tuple[duckdb.DuckDBPyConnection, threading.Lock
     return con, threading.Lock()
 
 
-@st.cache_data(ttl=30, show_spinner=False, max_entries=1000)
+@st.cache_data(ttl=30, show_spinner=False, max_entries=1000, hash_funcs=_HASH_FUNCS)
 def _query(
     store: Store,
     name: str,
