@@ -23,14 +23,19 @@ def config(tmp_path: Path) -> Config:
     return make_config(tmp_path / "data")
 
 
-def make_config(data_dir: Path, **collector: Any) -> Config:
-    settings = {
+def collector_settings(**collector: Any) -> dict[str, Any]:
+    """[collector] for a test: ephemeral loopback ports, fast flushes, no metrics log line."""
+    return {
         "http_listen": "127.0.0.1:0",
         "grpc_listen": "127.0.0.1:0",
         "flush_interval_s": 0.2,
         "metrics_log_interval_s": 0,
         "decode_workers": 1,  # the worker-process path, at the smallest start-up cost
     } | collector
+
+
+def make_config(data_dir: Path, **collector: Any) -> Config:
+    settings = collector_settings(**collector)
     return load_config(env={}, overrides={"store": {"data_dir": str(data_dir)}, "collector": settings})
 
 

@@ -19,6 +19,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from store.config import Config, load_config
+from tests.conftest import collector_settings
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "vigil-test", "AWS_SECRET_ACCESS_KEY": "vigil-test", "AWS_REGION": "us-east-1"}
 
@@ -41,13 +42,7 @@ class S3:
         }
 
     def config(self, data_dir: Path, **collector: Any) -> Config:
-        settings = {
-            "http_listen": "127.0.0.1:0",
-            "grpc_listen": "127.0.0.1:0",
-            "flush_interval_s": 0.2,
-            "metrics_log_interval_s": 0,
-            "decode_workers": 0,
-        } | collector
+        settings = collector_settings(decode_workers=0) | collector
         store = {"data_dir": str(data_dir), "uri": self.uri, "s3_endpoint_url": self.endpoint, "s3_allow_http": True}
         return load_config(env={}, overrides={"store": store, "collector": settings})
 

@@ -20,19 +20,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from collector.server import Collector
 from store.config import Config, ConfigError, load_config
 from store.keys import create_key, keys_path, load_keys, revoke_key
-from tests.conftest import query, wait_for
+from tests.conftest import collector_settings, query, wait_for
 from tests.test_export_status import _good_span, _request
 from vigil.cli import main
 
 
 def secure_config(data_dir: Path, auth: dict[str, Any] | None = None, **collector: Any) -> Config:
-    settings = {
-        "http_listen": "127.0.0.1:0",
-        "grpc_listen": "127.0.0.1:0",
-        "flush_interval_s": 0.2,
-        "metrics_log_interval_s": 0,
-        "decode_workers": 0,
-    } | collector
+    settings = collector_settings(decode_workers=0) | collector
     overrides = {"store": {"data_dir": str(data_dir)}, "collector": settings, "auth": auth or {"enabled": True}}
     return load_config(env={}, overrides=overrides)
 
