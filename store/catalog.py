@@ -26,8 +26,8 @@ process gets its own) and defines:
   older `deployment.environment` when only that is set), read from the stored resource JSON, so
   files written before this column existed answer too.
 - `llm_call_dimensions`: llm_calls with the task dimensions call-level queries group by; the table
-  macro `llm_calls_in(since, until, prompt)` and the scalar macros `js_term`, `psi_term` serve the
-  drift queries.
+  macros `llm_calls_in(since, until, prompt)` and `drift_sides(...)` (both sides of a comparison, each
+  row labelled baseline or current) and the scalar macros `js_term`, `psi_term` serve the drift queries.
 - `task_rows` (the per-task part of `tasks`), `llm_calls` and `llm_call_dimensions` read a date from
   its rollup (store.rollups) while the rollup matches the date's files, and compute the other dates
   from the `*_live` views (the same SQL, pinned to those dates' files); `tasks` adds the verdicts.
@@ -204,6 +204,11 @@ SELECT * FROM llm_call_dimensions
 WHERE (since IS NULL OR start_time >= since) AND (until IS NULL OR start_time < until)
   AND (prompt IS NULL
        OR prompt IN (prompt_version, coalesce(prompt_name, '?') || '@' || coalesce(prompt_version, '?')));
+CREATE OR REPLACE MACRO drift_sides(baseline_since, baseline_until, baseline_prompt, current_since, current_until,
+                                    current_prompt) AS TABLE
+SELECT 'baseline' AS side, * FROM llm_calls_in(baseline_since, baseline_until, baseline_prompt)
+UNION ALL
+SELECT 'current', * FROM llm_calls_in(current_since, current_until, current_prompt);
 """
 
 # The two distribution distances of the drift queries, as one term per category with shares p (baseline) and q

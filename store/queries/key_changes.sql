@@ -5,11 +5,8 @@
 -- no baseline output, "vanished" keys the reverse. Shares are of the calls with JSON output (output_keys not NULL).
 -- Fewer than $min_samples JSON calls on either side is insufficient_data: the key list is shown, not judged.
 WITH sides AS (
-    SELECT 'baseline' AS side, *
-    FROM llm_calls_in($baseline_since::TIMESTAMPTZ, $baseline_until::TIMESTAMPTZ, $baseline_prompt::VARCHAR)
-    UNION ALL
-    SELECT 'current', *
-    FROM llm_calls_in($current_since::TIMESTAMPTZ, $current_until::TIMESTAMPTZ, $current_prompt::VARCHAR)
+    SELECT * FROM drift_sides($baseline_since::TIMESTAMPTZ, $baseline_until::TIMESTAMPTZ, $baseline_prompt::VARCHAR,
+                              $current_since::TIMESTAMPTZ, $current_until::TIMESTAMPTZ, $current_prompt::VARCHAR)
 ),
 json_calls AS (
     SELECT {call_group} AS "group", side = 'baseline' AS is_b, list_distinct(output_keys) AS keys

@@ -8,11 +8,8 @@
 -- statistic of scipy.stats.ks_2samp, shown beside it. Failed calls are left out; fewer than $min_samples calls on
 -- either side is insufficient_data.
 WITH sides AS (
-    SELECT 'baseline' AS side, *
-    FROM llm_calls_in($baseline_since::TIMESTAMPTZ, $baseline_until::TIMESTAMPTZ, $baseline_prompt::VARCHAR)
-    UNION ALL
-    SELECT 'current', *
-    FROM llm_calls_in($current_since::TIMESTAMPTZ, $current_until::TIMESTAMPTZ, $current_prompt::VARCHAR)
+    SELECT * FROM drift_sides($baseline_since::TIMESTAMPTZ, $baseline_until::TIMESTAMPTZ, $baseline_prompt::VARCHAR,
+                              $current_since::TIMESTAMPTZ, $current_until::TIMESTAMPTZ, $current_prompt::VARCHAR)
 ),
 lengths AS (
     SELECT {call_group} AS "group", side = 'baseline' AS is_b, output_length AS length,

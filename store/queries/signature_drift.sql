@@ -10,11 +10,8 @@
 -- Failed calls (status = 'error') are left out: they are error_rate's business. A group with fewer than
 -- $min_samples calls on either side is insufficient_data, never drift and never stable.
 WITH sides AS (
-    SELECT 'baseline' AS side, *
-    FROM llm_calls_in($baseline_since::TIMESTAMPTZ, $baseline_until::TIMESTAMPTZ, $baseline_prompt::VARCHAR)
-    UNION ALL
-    SELECT 'current', *
-    FROM llm_calls_in($current_since::TIMESTAMPTZ, $current_until::TIMESTAMPTZ, $current_prompt::VARCHAR)
+    SELECT * FROM drift_sides($baseline_since::TIMESTAMPTZ, $baseline_until::TIMESTAMPTZ, $baseline_prompt::VARCHAR,
+                              $current_since::TIMESTAMPTZ, $current_until::TIMESTAMPTZ, $current_prompt::VARCHAR)
 ),
 counts AS (
     SELECT {call_group} AS "group", output_signature AS signature,
