@@ -425,7 +425,8 @@ def _define_unique(con: duckdb.DuckDBPyConnection, table: str, fresh: bool, live
     state = f"vigil_has_fresh_{table}{live}"
     if con.execute(f"SELECT getvariable('{state}')").fetchall()[0][0] == fresh:
         return  # views are planned again by every query: replace them only when the shape changes
-    view = ("llm_calls_unique" if table == "llm_calls" else table) + live  # llm_calls needs more, below
+    # main. explicitly: a dashboards query runs with `filtered` first on the search path, where a bare name lands
+    view = "main." + ("llm_calls_unique" if table == "llm_calls" else table) + live  # llm_calls needs more, below
     source = f"{table}{live}"
     if fresh:
         keys = ROW_KEYS[table]

@@ -181,6 +181,26 @@ def test_a_trace_in_a_rollup_is_looked_up_in_its_partitions(rolled: Path) -> Non
     assert con.execute("SELECT getvariable('vigil_window_since')").fetchall() == [(None,)], "and reset after"
 
 
+def test_queries_with_another_schema_first_in_the_search_path_still_read_the_rollups(rolled: Path) -> None:
+    """The dashboards put their `filtered` schema first in search_path. The views a query redefines before it runs
+    (rollup readers, deduped and live views) must still land in `main`, where the tables' views read them: in
+    another schema they were invisible, and a trace on a rolled-up date showed its spans but none of its calls."""
+    trace_id = _trace_on(rolled, date(2026, 3, 15))
+    queries = ("trace_llm_calls", "trace_task", "cost_per_successful_task", "refusal_rate")
+    expected = _answers(rolled, queries, trace_id)
+    con = connect(rolled)
+    enable_memo(con)
+    con.execute("CREATE SCHEMA filtered")
+    con.execute("SET search_path = 'filtered,main'")
+    for (name, since), rows in expected.items():
+        params = {"trace_id": trace_id} if name.startswith("trace_") else {"since": since}
+        got = run(con, name, **params)
+        _assert_same_rows(got.to_pylist(), rows, f"{name} since={since}")
+    assert expected["trace_llm_calls", None], "the trace has calls"
+    created = con.execute("SELECT view_name FROM duckdb_views() WHERE schema_name = 'filtered'").fetchall()
+    assert created == [], "nothing was defined in the schema that came first"
+
+
 def test_the_memo_of_live_rows_follows_new_files(rolled: Path) -> None:
     con = connect(rolled)
     enable_memo(con)
