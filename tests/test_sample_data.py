@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -18,7 +20,7 @@ from collector.server import Collector
 from store.catalog import connect
 from store.queries import run
 from tests.conftest import query, wait_for
-from vigil.up import DEMO_FILE, read_recording
+from vigil.up import DEMO_FILE, DEMO_LAST_DAY, load_demo, read_recording
 
 GENERATOR = Path(__file__).resolve().parents[1] / "sample_data" / "generate.py"
 
@@ -121,3 +123,36 @@ def test_committed_demo_tells_its_stories(demo_store: Path) -> None:
     nano, mini = by_model["gpt-4.1-nano"], by_model["gpt-4o-mini"]
     assert nano["success_rate"] < mini["success_rate"] - 0.15
     assert nano["cost_per_successful_task"] > 1.5 * mini["cost_per_successful_task"]
+
+
+def _tasks_per_day() -> Counter[date]:
+    """Tasks (root spans) per UTC start date in the committed recording."""
+    return Counter(
+        datetime.fromtimestamp(span.start_time_unix_nano / 1e9, UTC).date()
+        for request in read_recording(DEMO_FILE)
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+        if not span.parent_span_id
+    )
+
+
+def test_vigil_up_moves_the_demo_to_end_yesterday(collector: Collector, config) -> None:
+    """`vigil up` loads the demo so its last day is yesterday, and a load that was cut short is sent again with
+    the shift it started with (kept in its mark), so its rows deduplicate even on another day."""
+    root = Path(config.store.data_dir)
+    per_day = "SELECT start_time::DATE AS day, count(*) AS n FROM tasks GROUP BY 1 ORDER BY 1"
+    expected = [{"day": day + timedelta(days=10), "n": n} for day, n in sorted(_tasks_per_day().items())]
+    (root / ".demo-loading").write_text("10")  # as an earlier `vigil up`, killed while loading, left it
+    assert load_demo(collector.grpc_port, root, today=date(2030, 1, 1)) == 52
+    assert not (root / ".demo-loading").exists()
+    assert wait_for(lambda: query(root, per_day), lambda rows: rows == expected, 30) == expected
+    spans = query(root, "SELECT count(*) AS n FROM spans")[0]["n"]
+    load_demo(collector.grpc_port, root, today=DEMO_LAST_DAY + timedelta(days=11))  # ends yesterday: 10 days
+    assert wait_for(lambda: query(root, "SELECT count(*) AS n FROM spans_raw")[0]["n"], lambda n: n == 2 * spans, 30)
+    assert query(root, per_day) == expected and query(root, "SELECT count(*) AS n FROM spans")[0]["n"] == spans
+
+
+def test_demo_last_day_is_the_recordings() -> None:
+    days = _tasks_per_day()
+    assert max(day for day, n in days.items() if n > 1) == DEMO_LAST_DAY, "one task starts just after midnight"

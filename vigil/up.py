@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -44,7 +45,11 @@ from vigil.sim_cli import simulator_for_up
 logger = logging.getLogger(__name__)
 
 DEMO_FILE = Path(__file__).resolve().parents[1] / "sample_data" / "demo" / "demo.otlp.jsonl.gz"
-# Marks a demo load that has not finished: the next `vigil up` sends it all again (rows are deduplicated).
+# The recording's last day (sample_data/demo/README.md). `vigil up` moves every time by whole days so that it is
+# yesterday: the dashboards' default window (last 7 days) then shows the demo's second week against its first.
+DEMO_LAST_DAY = date(2026, 11, 20)
+# Marks a demo load that has not finished, and holds its shift in days: the next `vigil up` sends it all again with
+# the same shift (so the rows are deduplicated), even on another day.
 _LOADING_MARK = ".demo-loading"
 # With [auth] enabled the demo sends with a key of its own, for project "demo", named so a later `up` finds it.
 DEMO_KEY_NAME = "vigil up demo"
@@ -170,10 +175,11 @@ def load_demo(
     stop: threading.Event | None = None,
     progress=None,
     metadata: Metadata = (),
+    today: date | None = None,
 ) -> int:
-    """Send every request of the recording to the collector; returns how many were sent."""
+    """Send every request of the recording to the collector, moved to end yesterday; returns how many were sent."""
     mark = data_dir / _LOADING_MARK
-    mark.touch()
+    shift_ns = _demo_shift_days(mark, today or datetime.now(UTC).date()) * 86_400 * 10**9
     with gzip.open(path, "rb") as raw:
         total = sum(1 for line in raw if line.strip())
     sent = 0
@@ -182,12 +188,33 @@ def load_demo(
         for request in read_recording(path):
             if stop is not None and stop.is_set():
                 return sent  # the mark stays: the next `vigil up` sends it all again
+            shift_times(request, shift_ns)
             export(request, timeout=30, wait_for_ready=True, metadata=metadata)
             sent += 1
             if progress:
                 progress(sent, total)
     mark.unlink(missing_ok=True)
     return sent
+
+
+def _demo_shift_days(mark: Path, today: date) -> int:
+    """The shift of an unfinished load (kept in its mark), else the one that makes DEMO_LAST_DAY yesterday."""
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        return int(mark.read_text())
+    days = (today - timedelta(days=1) - DEMO_LAST_DAY).days
+    mark.write_text(str(days))
+    return days
+
+
+def shift_times(request: ExportTraceServiceRequest, shift_ns: int) -> None:
+    """Move every span and span event of `request` by `shift_ns` (in place)."""
+    for resource in request.resource_spans:
+        for scope in resource.scope_spans:
+            for span in scope.spans:
+                span.start_time_unix_nano += shift_ns
+                span.end_time_unix_nano += shift_ns
+                for event in span.events:
+                    event.time_unix_nano += shift_ns
 
 
 def progress_bar(width: int = 30) -> Callable[[int, int], None]:
