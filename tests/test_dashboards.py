@@ -372,6 +372,9 @@ def test_search_and_seeded_sample(store_root: Path) -> None:
     at.text_input(key="traces_q").input("REFUND policy").run()
     hits = at.dataframe[0].value
     assert list(hits["trace_id"]) == [TRACES["refund"]]
+    assert hits["input_preview"].iloc[0] == REFUND_QUESTION, "what was asked, not the system prompt"
+    assert at.dataframe[0].proto.column_order[:5] == ["start_time", "service_name", "model", "prompt_version",
+                                                      "input_preview"], "the ids stay out of sight"  # fmt: skip
     at.text_input(key="traces_q").input("100%").run()  # LIKE wildcards are matched literally
     assert any("No LLM calls match" in info.value for info in at.info)
     at.text_input(key="traces_q").input("").run()

@@ -10,6 +10,7 @@ import streamlit as st
 
 from dashboards.actions import flash, pick_for_replay, record_verdict, show_flash
 from dashboards.charts import waterfall
+from dashboards.columns import ms_columns, usd_columns
 from dashboards.conversation import Turn, parse_messages
 from dashboards.data import query
 from dashboards.kpis import format_usd, format_value
@@ -17,6 +18,8 @@ from dashboards.sidebar import current_filters
 from store.replay_picks import DEFAULT_PICK_LIST
 
 _STATUSES = {None: "Any status", "ok": "OK", "error": "Error"}
+_HIT_COLUMNS = ["start_time", "service_name", "model", "prompt_version", "input_preview", "output_preview", "status",
+                "error_type", "duration_ms", "input_tokens", "output_tokens", "cost_usd"]  # fmt: skip
 
 
 def _search() -> None:
@@ -45,7 +48,8 @@ def _search() -> None:
         on_select="rerun",
         selection_mode="single-row",
         key="traces_hits",
-        column_config={"cost_usd": st.column_config.NumberColumn(format="$%.4f")},
+        column_order=_HIT_COLUMNS,  # the ids stay in the rows (a selection opens its trace) but out of sight
+        column_config={**ms_columns(hits), **usd_columns(hits, "cost_usd")},
     )
     rows = event.selection.rows if event is not None else []
     chosen = hits["trace_id"].iloc[rows[0]] if rows else None

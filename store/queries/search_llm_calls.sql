@@ -1,8 +1,8 @@
 -- params: $since, $until (TIMESTAMPTZ or NULL), $text (NULL: any; matched case-insensitively and literally in the
 --         input messages and output text), $status ('ok' | 'error' | NULL), $sample_seed (NULL: newest first; else a
 --         repeatable pseudo-random order), $limit (default 50). columns: trace_id, span_id, start_time, service_name,
---         model, prompt_version, status, error_type, duration_ms, input_tokens, output_tokens, cost_usd, input_preview,
---         output_preview
+--         model, prompt_version, status, error_type, duration_ms, input_tokens, output_tokens, cost_usd, input_preview
+--         (the text of the last input message: what was asked, not the system prompt), output_preview
 WITH hits AS (
     SELECT *,
            -- the user's text is matched literally: its LIKE wildcards are escaped
@@ -16,7 +16,8 @@ SELECT trace_id, span_id, start_time, service_name,
        coalesce(request_model, response_model) AS model,
        coalesce(prompt_name, '?') || '@' || coalesce(prompt_version, '?') AS prompt_version,
        status, error_type, duration_ms, input_tokens, output_tokens, cost_usd,
-       left(input_messages, 200) AS input_preview,
+       left(coalesce(try(json_extract_string(input_messages, '$[#-1].parts[0].content')), input_messages), 200)
+           AS input_preview,
        left(coalesce(output_text, output_messages), 200) AS output_preview
 FROM hits
 WHERE $text::VARCHAR IS NULL
