@@ -1,0 +1,84 @@
+"""The dashboards' data layer (dashboards.data) answers what the CLI answers, on a store with rollups.
+
+The dashboards run every query with their `filtered` schema first on the search path and keep a
+memo of the live dates (store.rollups.enable_memo); the views a query (re)defines must still land
+where the views in `main` find them. So: a store of 6 days with the rollups of its sealed dates
+built, and each page's queries through `dashboards.data` (the same cached calls the pages make,
+here without a Streamlit server) against `store.queries.run` on a plain connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench.store_gen import build_store
+from dashboards import data
+from dashboards.filters import Filters
+from store.catalog import connect
+from store.config import Config
+from store.queries import run
+from store.rollup_build import build_rollups
+from store.schema import TABLES
+from tests.test_query_pruning import _assert_same_rows
+
+END = datetime(2026, 3, 20, 12, tzinfo=UTC)
+TODAY = END.date()  # 14-20 March: rollups for 14-18, 19 and 20 live
+# (name, group, params) as the pages ask for them
+PAGE_QUERIES = [
+    ("cost_per_successful_task", "all", {}),
+    ("cost_per_successful_task", "day", {}),
+    ("cost_per_successful_task", "model", {}),
+    ("task_latency", "all", {}),
+    ("task_latency", "service", {}),
+    ("llm_latency_by_model", "all", {}),
+    ("unpriced_share", "all", {}),
+    ("refusal_rate", "all", {}),
+    ("validation_failure_rate", "all", {}),
+    ("failed_task_cost_breakdown", "all", {}),
+    ("most_expensive_tasks", "all", {"limit": 20}),
+    ("llm_errors_by_type", "all", {}),
+    ("quality_by_day", "all", {}),
+]
+
+
+@pytest.fixture(scope="module")
+def rolled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("dashboards-data") / "store"
+    build_store(root, 3000, days=6, end=END, fresh_last_day=3)
+    assert build_rollups(root, today=TODAY)
+    return root
+
+
+@pytest.fixture
+def store(rolled: Path) -> data.Store:
+    logging.getLogger("streamlit").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*No runtime found.*")
+    for cache in (data._query, data._options, data._connection):
+        cache.clear()
+    return data.Store(str(rolled), Config(), tuple(TABLES))
+
+
+@pytest.mark.parametrize("since", [END - timedelta(days=4), END - timedelta(days=1), None], ids=["4d", "1d", "all"])
+def test_page_queries_match_the_cli_with_rollups(store: data.Store, rolled: Path, since: datetime | None) -> None:
+    filters = Filters(since=since)
+    con = connect(rolled)
+    for name, group, params in PAGE_QUERIES:
+        got = data._query(store, name, group, filters, tuple(sorted(params.items())))
+        expected = run(con, name, group=group, since=since, **params).to_pandas()
+        assert len(got) and list(got.columns) == list(expected.columns), name
+        _assert_same_rows(_records(got), _records(expected), f"{name} by {group}")
+    assert data.filter_options(store)  # all time, on the same connection: rollups and memo together
+    expected = run(con, "filter_options").to_pandas()
+    got = data._query(store, "filter_options", "all", None, ())
+    _assert_same_rows(_records(got), _records(expected), "filter_options")
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows with NULL as None (pandas reads a NULL string as NaN, which equals nothing)."""
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
