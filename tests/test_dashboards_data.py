@@ -14,6 +14,7 @@ import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -82,3 +83,43 @@ def test_page_queries_match_the_cli_with_rollups(store: data.Store, rolled: Path
 def _records(frame: pd.DataFrame) -> list[dict]:
     """Rows with NULL as None (pandas reads a NULL string as NaN, which equals nothing)."""
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def _separate_tiles(con: duckdb.DuckDBPyConnection, since: datetime | None, until: datetime | None) -> dict:
+    """The Overview's tile values from the named queries each tile means, one window at a time."""
+
+    def rows(name: str) -> list[dict]:
+        return run(con, name, since=since, until=until).to_pylist()
+
+    cost, latency, rates = rows("cost_per_successful_task"), rows("task_latency"), rows("llm_call_rates")
+    unpriced, refusals, validation = rows("unpriced_share"), rows("refusal_rate"), rows("validation_failure_rate")
+    calls = sum(r["calls"] for r in rates)
+    return {
+        "tasks": cost[0]["tasks"] if cost else None,
+        **{k: cost[0][k] if cost else None for k in ("success_rate", "total_cost_usd", "cost_per_successful_task")},
+        **{k: latency[0][k] if latency else None for k in ("p50_ms", "p99_ms")},
+        "llm_calls": calls or None,
+        "llm_errors": sum(r["errors"] for r in rates) if calls else None,
+        "llm_error_rate": sum(r["errors"] for r in rates) / calls if calls else None,
+        "unpriced_share": sum(r["share_of_calls"] for r in unpriced) if calls else None,
+        "refusal_rate": refusals[0]["refusal_rate"] if refusals else None,
+        "validation_failure_rate": validation[0]["failure_rate"] if validation else None,
+    }
+
+
+@pytest.mark.parametrize("days", [4, 1, None], ids=["4d", "1d", "all"])
+def test_overview_tiles_equal_the_separate_queries(rolled: Path, days: int | None) -> None:
+    """overview_tiles (both windows in one query) against the queries the tiles are defined by."""
+    con = connect(rolled)
+    boundary = END - timedelta(days=days) if days else None
+    since = boundary - timedelta(days=days) if days else None
+    periods = {r.pop("period"): r for r in run(con, "overview_tiles", since=since, boundary=boundary).to_pylist()}
+    assert set(periods) == ({"current", "previous"} if days else {"current"})
+    expected = {"current": _separate_tiles(con, boundary, None)}
+    if days:
+        expected["previous"] = _separate_tiles(con, since, boundary)
+    for period, values in expected.items():
+        assert values["tasks"] and None not in (values["refusal_rate"], values["validation_failure_rate"]), (
+            "the store must exercise every tile"
+        )
+        _assert_same_rows([periods[period]], [values], f"overview_tiles {period}")
