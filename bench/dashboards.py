@@ -101,12 +101,13 @@ def _render(root: Path, queries: list, start: str) -> tuple[float, float, float]
     """ms for the page's queries on an empty cache, the same again from the cache, and the CPU ms of the first.
     `start`: "new" connection (a dashboards process that just started), "open" (the process's connection, as
     every later page gets), "changed" (open, but files changed since its last query: the memo is rebuilt)."""
-    from dashboards import data
+    from dashboards import data, warm
     from dashboards.filters import Filters, previous, window
     from store.catalog import connect
     from store.config import Config
     from store.schema import TABLES
 
+    warm.ENABLED = False  # "changed" is a render before the keeper caught up with new files
     data._query.clear()  # a first render: no cached rows
     data._options.clear()
     if start == "new":

@@ -10,6 +10,8 @@ here without a Streamlit server) against `store.queries.run` on a plain connecti
 from __future__ import annotations
 
 import logging
+import shutil
+import threading
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,13 +21,16 @@ import pandas as pd
 import pytest
 
 from bench.store_gen import build_store
-from dashboards import data
+from dashboards import data, warm
 from dashboards.filters import Filters
-from store.catalog import connect
+from store.catalog import connect, pin_files
 from store.config import Config
 from store.queries import run
 from store.rollup_build import build_rollups
+from store.rollups import enable_memo
 from store.schema import TABLES
+from store.writer import write_partitioned
+from tests.conftest import wait_for
 from tests.test_query_pruning import _assert_same_rows
 
 END = datetime(2026, 3, 20, 12, tzinfo=UTC)
@@ -123,3 +128,31 @@ def test_overview_tiles_equal_the_separate_queries(rolled: Path, days: int | Non
             "the store must exercise every tile"
         )
         _assert_same_rows([periods[period]], [values], f"overview_tiles {period}")
+
+
+def test_keeper_rebuilds_the_memo_when_files_change(rolled: Path, tmp_path: Path, monkeypatch) -> None:
+    """New files in a live date: the keeper rebuilds the memo with no query asking, and it then holds the new rows."""
+    root = tmp_path / "store"
+    shutil.copytree(rolled, root)
+    monkeypatch.setattr(warm, "KEEP_EVERY_S", 0.05)
+    con, lock = connect(root), threading.Lock()
+    enable_memo(con)
+    pin_files(con)
+
+    def memo() -> tuple[str, int]:
+        with lock:
+            return con.execute(
+                "SELECT getvariable('vigil_memo_key'), (SELECT count(*) FROM _memo_llm_calls)"
+            ).fetchall()[0]
+
+    key, calls = memo()
+    assert key and calls
+    warm.Keeper(con, lock).touch()
+    assert memo() == (key, calls)  # nothing changed: nothing rebuilt
+    # a call arriving late in today's partition, as a collector writes it
+    sql = "SELECT * EXCLUDE (date) REPLACE (span_id || 'late' AS span_id) FROM llm_calls_raw WHERE date = ? LIMIT 1"
+    with lock:  # the keeper may be using the connection
+        late = con.sql(sql, params=[TODAY]).to_arrow_table()
+    write_partitioned(root, "llm_calls", late)
+    rebuilt, now = wait_for(memo, lambda value: value[0] != key)
+    assert rebuilt != key and now == calls + 1
