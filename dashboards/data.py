@@ -83,12 +83,22 @@ _HASH_FUNCS = {Store: lambda store: store.cache_key}
 
 def open_store(root: str | Path, config: Config) -> Store:
     """Look at the folder (cheap: one glob per table) and remember it as this session's store."""
-    path = Path(root).resolve()
-    location = table_location(config.store)
-    tables = stored_tables(TableLocation(path, location.uri, location.storage_options))
-    store = Store(str(path), config, tables)
+    store = store_at(root, config)
     st.session_state[_STORE_KEY] = store
     return store
+
+
+def store_at(root: str | Path, config: Config) -> Store:
+    path = Path(root).resolve()
+    location = table_location(config.store)
+    return Store(str(path), config, stored_tables(TableLocation(path, location.uri, location.storage_options)))
+
+
+def warm_up(store: Store) -> None:
+    """Open the store's shared connection and build its memo before any session asks (dashboards.serve): the first
+    page a visitor opens then costs what every later one does. A session arriving meanwhile waits for it."""
+    if not store.is_empty:
+        _options(store)
 
 
 def current_store() -> Store:
