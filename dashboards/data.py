@@ -204,7 +204,8 @@ def _connection(store: Store) -> tuple[duckdb.DuckDBPyConnection, threading.Lock
         )
     logger.info("connected root=%s tables=%s", store.root, ",".join(store.tables))
     lock = threading.Lock()
-    return con, lock, Keeper(con, lock)
+    # a Delta store has no memo (rollups are local only): nothing to keep, and every look would list the bucket
+    return con, lock, Keeper(con, lock, active=not table_location(store.config.store).is_delta)
 
 
 @st.cache_data(ttl=30, show_spinner=False, max_entries=1000, hash_funcs=_HASH_FUNCS)

@@ -27,8 +27,8 @@ ENABLED = True  # bench.dashboards times renders without it
 
 
 class Keeper:
-    def __init__(self, con: duckdb.DuckDBPyConnection, lock: threading.Lock) -> None:
-        self._con, self._lock = con, lock
+    def __init__(self, con: duckdb.DuckDBPyConnection, lock: threading.Lock, active: bool = True) -> None:
+        self._con, self._lock, self._active = con, lock, active
         self._used = time.monotonic()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -36,7 +36,7 @@ class Keeper:
     def touch(self) -> None:
         """A page ran a query: keep the memo current for KEEP_FOR_S from now."""
         self._used = time.monotonic()
-        if ENABLED and (self._thread is None or not self._thread.is_alive()):
+        if ENABLED and self._active and (self._thread is None or not self._thread.is_alive()):
             with self._start_lock:
                 if self._thread is None or not self._thread.is_alive():
                     self._thread = threading.Thread(target=self._run, name="vigil-memo-keeper", daemon=True)
