@@ -29,5 +29,7 @@ def _warm() -> None:
 
 
 if __name__ == "__main__":
-    threading.Thread(target=_warm, name="vigil-warm-up", daemon=True).start()
+    # not a daemon: the server stopping during the warm-up waits for it (a daemon thread inside DuckDB as the
+    # interpreter ends aborts the process)
+    threading.Thread(target=_warm, name="vigil-warm-up").start()
     streamlit_main(prog_name="streamlit")

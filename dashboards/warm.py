@@ -11,9 +11,11 @@ query would have done: an answer never depends on it.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 
 import duckdb
 
@@ -24,6 +26,8 @@ logger = logging.getLogger(__name__)
 KEEP_EVERY_S = 10.0
 KEEP_FOR_S = 600.0  # after the last query: nobody is looking, the memo may go stale (the next query rebuilds it)
 ENABLED = True  # bench.dashboards times renders without it
+_STOP = threading.Event()  # set at exit: a daemon thread still inside DuckDB as the interpreter ends aborts it
+_THREADS: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
 
 
 class Keeper:
@@ -40,13 +44,15 @@ class Keeper:
             with self._start_lock:
                 if self._thread is None or not self._thread.is_alive():
                     self._thread = threading.Thread(target=self._run, name="vigil-memo-keeper", daemon=True)
+                    _THREADS.add(self._thread)
                     self._thread.start()
 
     def _run(self) -> None:
         # The thread ends when nobody looked for KEEP_FOR_S (the next query starts it again), so a connection
         # the dashboards dropped is not kept alive by it for longer than that.
         while time.monotonic() - self._used < KEEP_FOR_S:
-            time.sleep(KEEP_EVERY_S)
+            if _STOP.wait(KEEP_EVERY_S):
+                return
             if not ENABLED or not self._lock.acquire(blocking=False):
                 continue  # a query holds the connection: it keeps the memo current itself
             try:
@@ -57,3 +63,10 @@ class Keeper:
                 logger.exception("keeping the dashboards' memo current failed")
             finally:
                 self._lock.release()
+
+
+@atexit.register
+def _stop() -> None:
+    _STOP.set()
+    for thread in list(_THREADS):
+        thread.join(timeout=5)  # at most one memo rebuild
