@@ -75,7 +75,7 @@ _WINDOW_VARIABLES = ("vigil_window_since", "vigil_window_since_date", "vigil_win
 # the anti-join also matches on time: the compacted side is then read only in the row groups
 # (sorted by time) the fresh rows fall in.
 _DEDUPED = """
-CREATE OR REPLACE VIEW main.{view} AS
+CREATE OR REPLACE VIEW {view} AS
 WITH fresh AS (
     SELECT * FROM {source}_fresh
     QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY received_at) = 1
@@ -421,20 +421,19 @@ def pin_listing(
 
 
 def _define_unique(con: duckdb.DuckDBPyConnection, table: str, fresh: bool, live: str = "") -> None:
-    """The deduped view of `table`; without fresh files in the listing, only the compacted ones (planned 3x faster).
-    Called before queries too, whose search_path may put another schema first (the dashboards' `filtered`):
-    the view goes into `main` by name, or the tables' own views would not see it."""
+    """The deduped view of `table`; without fresh files in the listing, only the compacted ones (planned 3x faster)."""
     state = f"vigil_has_fresh_{table}{live}"
     if con.execute(f"SELECT getvariable('{state}')").fetchall()[0][0] == fresh:
         return  # views are planned again by every query: replace them only when the shape changes
-    view = ("llm_calls_unique" if table == "llm_calls" else table) + live  # llm_calls needs more, below
+    # main. explicitly: a dashboards query runs with `filtered` first on the search path, where a bare name lands
+    view = "main." + ("llm_calls_unique" if table == "llm_calls" else table) + live  # llm_calls needs more, below
     source = f"{table}{live}"
     if fresh:
         keys = ROW_KEYS[table]
         matches = " AND ".join(f"c.{k} = f.{k}" for k in (*keys, PARTITION_TIME[table]))
         con.execute(_DEDUPED.format(view=view, source=source, keys=", ".join(keys), matches=matches))
     else:
-        con.execute(f"CREATE OR REPLACE VIEW main.{view} AS SELECT * FROM {source}_compacted")
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {source}_compacted")
     con.execute(f"SET VARIABLE {state} = {fresh}")
 
 

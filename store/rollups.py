@@ -116,7 +116,7 @@ def _define_live(con: duckdb.DuckDBPyConnection, memo: bool) -> None:
             sql = f"SELECT {columns} FROM {source}"
         else:
             sql = f"SELECT * FROM {view} WHERE {_NOT_ROLLED_UP}"
-        con.execute(f"CREATE OR REPLACE VIEW main.live_{name} AS {sql}")  # main: see catalog._define_unique
+        con.execute(f"CREATE OR REPLACE VIEW main.live_{name} AS {sql}")  # main: see _define_reader
     con.execute(f"SET VARIABLE vigil_memo_shape = {memo}")
 
 
@@ -129,7 +129,9 @@ def _define_reader(con: duckdb.DuckDBPyConnection, kind: str, has_files: bool) -
         if has_files
         else f"_empty_rollup_{kind}"
     )
-    con.execute(f"CREATE OR REPLACE VIEW main.rollup_{kind} AS SELECT * FROM {source}")  # main: as _define_live
+    # main. explicitly: the dashboards query with `filtered` first on the search path, where a bare name would land
+    # (and the views in main, which resolve names in main first, would never see it)
+    con.execute(f"CREATE OR REPLACE VIEW main.rollup_{kind} AS SELECT * FROM {source}")
     con.execute(f"SET VARIABLE {state} = {has_files}")
 
 
