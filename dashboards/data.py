@@ -11,9 +11,10 @@ first. Views in `main` still bind `main` tables, so a task's cost is never cut d
 calls. Queries hold a lock on the shared connection: the catalog registers in-memory tables for
 empty ones, which a cursor (a second connection) cannot see, and variables are per connection.
 
-The connection is cached per set of tables that have files: a table that had no files when the
-views were made needs new views, and a new key gets them. Globs are re-read by every query, so
-new files in known tables show up as soon as the query cache (30 s) expires.
+The connection is shared by every session of the server (st.cache_resource) and cached per set of tables that
+have files: a table that had no files when the views were made needs new views, and a new key gets them. Globs
+are re-read by every query, so new files in known tables show up as soon as the query cache (30 s) expires;
+dashboards.warm keeps the connection's memo of the live dates current meanwhile, while pages are looked at.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboards.filters import Filters
+from dashboards.warm import Keeper
 from store.alerts import evaluate_alerts
 from store.catalog import connect
 from store.config import Config
@@ -81,12 +83,22 @@ _HASH_FUNCS = {Store: lambda store: store.cache_key}
 
 def open_store(root: str | Path, config: Config) -> Store:
     """Look at the folder (cheap: one glob per table) and remember it as this session's store."""
-    path = Path(root).resolve()
-    location = table_location(config.store)
-    tables = stored_tables(TableLocation(path, location.uri, location.storage_options))
-    store = Store(str(path), config, tables)
+    store = store_at(root, config)
     st.session_state[_STORE_KEY] = store
     return store
+
+
+def store_at(root: str | Path, config: Config) -> Store:
+    path = Path(root).resolve()
+    location = table_location(config.store)
+    return Store(str(path), config, stored_tables(TableLocation(path, location.uri, location.storage_options)))
+
+
+def warm_up(store: Store) -> None:
+    """Open the store's shared connection and build its memo before any session asks (dashboards.serve): the first
+    page a visitor opens then costs what every later one does. A session arriving meanwhile waits for it."""
+    if not store.is_empty:
+        _options(store)
 
 
 def current_store() -> Store:
@@ -157,18 +169,18 @@ def firing_alerts() -> pd.DataFrame | None:
 
 @st.cache_data(ttl=30, show_spinner=False, max_entries=16, hash_funcs=_HASH_FUNCS)
 def _recorded(store: Store, table: str, column: str) -> bool:
-    con, lock = _connection(store)
+    con, lock, _ = _connection(store)
     with lock:  # the raw view: no dedupe needed to find one value; names come from code, never from users
         return bool(
             con.execute(
                 f"SELECT count(*) FROM (SELECT 1 FROM main.{table}_raw WHERE {column} IS NOT NULL LIMIT 1)"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
         )
 
 
 @st.cache_data(ttl=30, show_spinner=False, max_entries=4, hash_funcs=_HASH_FUNCS)
 def _alerts(store: Store) -> pd.DataFrame:
-    con, lock = _connection(store)
+    con, lock, _ = _connection(store)
     with lock:
         con.execute("SET search_path = 'main'")  # alerts watch everything, not the sidebar's slice
         results = evaluate_alerts(con, store.config)
@@ -176,7 +188,7 @@ def _alerts(store: Store) -> pd.DataFrame:
 
 
 @st.cache_resource(show_spinner=False, max_entries=4, hash_funcs=_HASH_FUNCS)
-def _connection(store: Store) -> tuple[duckdb.DuckDBPyConnection, threading.Lock]:
+def _connection(store: Store) -> tuple[duckdb.DuckDBPyConnection, threading.Lock, Keeper]:
     con = connect(store.root, store.config)
     enable_memo(con)  # a page's queries share today's and yesterday's rows, computed once per listing
     database = con.sql("SELECT current_database()").fetchall()[0][0]
@@ -191,7 +203,9 @@ def _connection(store: Store) -> tuple[duckdb.DuckDBPyConnection, threading.Lock
             f"WHERE {' AND '.join(tests)}"
         )
     logger.info("connected root=%s tables=%s", store.root, ",".join(store.tables))
-    return con, threading.Lock()
+    lock = threading.Lock()
+    # a Delta store has no memo (rollups are local only): nothing to keep, and every look would list the bucket
+    return con, lock, Keeper(con, lock, active=not table_location(store.config.store).is_delta)
 
 
 @st.cache_data(ttl=30, show_spinner=False, max_entries=1000, hash_funcs=_HASH_FUNCS)
@@ -203,7 +217,8 @@ def _query(
     params: tuple[tuple[str, Any], ...],
     windowed: bool = True,
 ) -> pd.DataFrame:
-    con, lock = _connection(store)
+    con, lock, keeper = _connection(store)
+    keeper.touch()
     chosen = (filters.service, filters.model, filters.prompt_version, filters.environment) if filters else ()
     window = {"since": filters.since, "until": filters.until} if filters and windowed else {}
     with lock:

@@ -1,6 +1,6 @@
-"""Overview tiles: the named queries' one-row results → labelled, formatted values with deltas.
+"""Overview tiles: the overview_tiles query's rows (one per period) → labelled, formatted values with deltas.
 
-Pure: DataFrames in, `Kpi` values out, no Streamlit. Each tile compares the current window
+Pure: rows in, `Kpi` values out, no Streamlit. Each tile compares the current window
 with the one of equal length before it; a delta is None when there is nothing to compare with.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -24,36 +24,20 @@ class Kpi:
     help: str
 
 
-@dataclass(frozen=True)
-class WindowFrames:
-    """One window's rows of cost_per_successful_task, task_latency, llm_latency_by_model, unpriced_share,
-    refusal_rate and validation_failure_rate (the last two None when the store records no refusals)."""
-
-    cost: pd.DataFrame
-    latency: pd.DataFrame
-    llm: pd.DataFrame
-    unpriced: pd.DataFrame
-    refusals: pd.DataFrame | None = None
-    validation: pd.DataFrame | None = None
-
-
-def kpi_values(frames: WindowFrames) -> dict[str, float | None]:
-    calls = frames.llm["calls"].sum() if len(frames.llm) else 0
-    values = {
-        "tasks": _first(frames.cost, "tasks") or 0,
-        "success_rate": _first(frames.cost, "success_rate"),
-        "cost_per_successful_task": _first(frames.cost, "cost_per_successful_task"),
-        "total_cost_usd": _first(frames.cost, "total_cost_usd"),
-        "p50_ms": _first(frames.latency, "p50_ms"),
-        "p99_ms": _first(frames.latency, "p99_ms"),
-        "llm_error_rate": frames.llm["errors"].sum() / calls if calls else None,
-        "unpriced_share": float(frames.unpriced["share_of_calls"].sum()) if calls else None,
-    }
-    if frames.refusals is not None:
-        values["refusal_rate"] = _first(frames.refusals, "refusal_rate")
-    if frames.validation is not None:
-        values["validation_failure_rate"] = _first(frames.validation, "failure_rate")
+def kpi_values(row: dict[str, Any] | None, with_quality: bool) -> dict[str, float | None]:
+    """One period's row of overview_tiles → tile key → value (None: nothing to show). The refusal and
+    validation tiles only `with_quality` (the store records refusals)."""
+    row = row or {}
+    values = {key: _number(row.get(key)) for key in _TILES}
+    values["tasks"] = values["tasks"] or 0
+    if not with_quality:
+        del values["refusal_rate"], values["validation_failure_rate"]
     return values
+
+
+def period_rows(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """overview_tiles' rows by period (current | previous); a period without tasks or calls has none."""
+    return {row["period"]: row for row in frame.to_dict("records")}
 
 
 # key → (label, formatter, delta kind, delta colour, help)
@@ -95,9 +79,9 @@ _TILES: dict[str, tuple[str, str, str, DeltaColor, str]] = {
 }
 
 
-def build_kpis(now: WindowFrames, before: WindowFrames | None) -> list[Kpi]:
-    current = kpi_values(now)
-    earlier = kpi_values(before) if before is not None else {}
+def build_kpis(current: dict[str, float | None], earlier: dict[str, float | None] | None) -> list[Kpi]:
+    """Tiles of the `current` values (kpi_values), each with its change against `earlier` (None: no window before)."""
+    earlier = earlier or {}
     tiles = []
     for key, (label, kind, delta_kind, colour, help_text) in _TILES.items():
         if key not in current:
@@ -153,10 +137,8 @@ def _delta(value: float | None, old: float | None, kind: str) -> str | None:
     return f"{(value - old) / abs(old):+.0%}"
 
 
-def _first(frame: pd.DataFrame, column: str) -> float | None:
-    if frame.empty or pd.isna(frame[column].iloc[0]):
-        return None
-    return float(frame[column].iloc[0])
+def _number(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
 
 
 def _nan(value: float) -> bool:

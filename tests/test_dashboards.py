@@ -575,3 +575,16 @@ def test_usd_amounts_keep_small_costs_visible() -> None:
     assert usd_decimals(pd.DataFrame({"a": [12.5, 0.0067], "b": [0.0, None]})) == 4
     assert usd_decimals(pd.DataFrame({"a": [12.5, 0.000024], "b": [0.0, None]})) == 6
     assert usd_decimals(pd.DataFrame({"a": [None, 0.0]})) == 4
+
+
+def test_a_store_opened_ahead_serves_the_first_page(store_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """dashboards.serve opens the store before any session: the first page then uses that connection."""
+    from dashboards import data, serve
+
+    st.cache_resource.clear()
+    serve._warm()  # what `vigil dashboards` runs in a thread as Streamlit starts
+    opened = []
+    monkeypatch.setattr(data, "connect", lambda *args: opened.append(args) or connect(*args))
+    at = _app(range="all")
+    assert _metrics(at)["Tasks"] == "4"
+    assert not opened  # no second connection: the warm one answered

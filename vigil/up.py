@@ -70,7 +70,7 @@ def dashboards_app() -> Path:
 
 def dashboards_command(port: int, app: Path) -> list[str]:
     return [
-        sys.executable, "-m", "streamlit", "run", str(app),
+        sys.executable, "-m", "dashboards.serve", "run", str(app),  # streamlit, the store opened at start
         "--server.address", "127.0.0.1", "--server.port", str(port),
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
         "--client.toolbarMode", "minimal",  # no "Deploy" button: vigil is self-hosted

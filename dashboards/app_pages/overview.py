@@ -3,14 +3,16 @@ that fire now, and a daily trend."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
+import pandas as pd
 import streamlit as st
 
 from dashboards.charts import daily_trend
 from dashboards.data import firing_alerts, query, recorded
 from dashboards.filters import Filters, previous
-from dashboards.kpis import WindowFrames, build_kpis
+from dashboards.kpis import build_kpis, kpi_values, period_rows
 from dashboards.sidebar import current_filters
 
 QUALITY_MISSING = (
@@ -19,15 +21,12 @@ QUALITY_MISSING = (
 )
 
 
-def _frames(filters: Filters, with_quality: bool) -> WindowFrames:
-    return WindowFrames(
-        cost=query("cost_per_successful_task", filters),
-        latency=query("task_latency", filters),
-        llm=query("llm_latency_by_model", filters),
-        unpriced=query("unpriced_share", filters),
-        refusals=query("refusal_rate", filters) if with_quality else None,
-        validation=query("validation_failure_rate", filters) if with_quality else None,
-    )
+def _tiles(filters: Filters, earlier: Filters | None) -> pd.DataFrame:
+    """Both windows in one query: from the start of the window before to the end of this one, split where
+    this one starts."""
+    if earlier is None:
+        return query("overview_tiles", filters, boundary=None)
+    return query("overview_tiles", replace(filters, since=earlier.since), boundary=filters.since)
 
 
 def _alerts() -> None:
@@ -51,13 +50,14 @@ def _alerts() -> None:
 st.title("Overview")
 filters = current_filters()
 with_quality = recorded("llm_calls", "refused")
-now = _frames(filters, with_quality)
-if now.cost.empty or not now.cost["tasks"].sum():
+earlier = previous(filters, datetime.now(UTC))
+periods = period_rows(_tiles(filters, earlier))
+now = kpi_values(periods.get("current"), with_quality)
+if not now["tasks"]:
     st.info("No tasks started in this window for these filters. Widen the time range or clear a filter.")
     st.stop()
 
-earlier = previous(filters, datetime.now(UTC))
-tiles = build_kpis(now, _frames(earlier, with_quality) if earlier else None)
+tiles = build_kpis(now, kpi_values(periods.get("previous"), with_quality) if earlier else None)
 per_row = (len(tiles) + 1) // 2
 for row in (tiles[:per_row], tiles[per_row:]):
     for column, kpi in zip(st.columns(per_row), row, strict=False):
