@@ -35,8 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 # current window's start.
 PAGES: dict[str, list[tuple[str, str, dict, str]]] = {
     "overview": [
-        ("overview_tiles", "all", {"boundary": "<since>"}, "both"),
-        ("cost_per_successful_task", "day", {}, "current"),
+        ("overview_tiles", "all", {"boundary": "<since>", "bucket": "day"}, "both"),
     ],
     "cost": [
         ("cost_per_successful_task", "model", {}, "current"),

@@ -20,8 +20,9 @@ def _bar_height(bars: int) -> int:
     return min(450, 180 + 60 * bars)
 
 
-def daily_trend(daily: pd.DataFrame) -> go.Figure:
-    """cost_per_successful_task by day → tasks (bars) and cost per successful task (line, right axis)."""
+def daily_trend(daily: pd.DataFrame, bucket: str = "day") -> go.Figure:
+    """Rows per day (or hour) with tasks and cost_per_successful_task (cost_per_successful_task by day, or
+    overview_tiles' buckets) → tasks (bars) and cost per successful task (line, right axis)."""
     rows = daily.sort_values("group")
     figure = make_subplots(specs=[[{"secondary_y": True}]])
     figure.add_bar(x=rows["group"], y=rows["tasks"], name="Tasks", marker_color="#9ecae1")
@@ -36,7 +37,7 @@ def daily_trend(daily: pd.DataFrame) -> go.Figure:
     figure.update_xaxes(type="category")  # one bar per day label, not a bar spanning midnight
     figure.update_yaxes(title_text="tasks", secondary_y=False)
     figure.update_yaxes(title_text="USD", secondary_y=True, rangemode="tozero")
-    return figure.update_layout(title="Tasks and cost per successful task, by day", **_LAYOUT)
+    return figure.update_layout(title=f"Tasks and cost per successful task, by {bucket}", **_LAYOUT)
 
 
 def cost_by_group(rows: pd.DataFrame, group: str) -> go.Figure:

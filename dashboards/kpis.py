@@ -1,13 +1,14 @@
-"""Overview tiles: the overview_tiles query's rows (one per period) → labelled, formatted values with deltas.
+"""Overview tiles: the overview_tiles query's rows (per period, and per bucket of the current one) → labelled,
+formatted values with deltas and trends.
 
-Pure: rows in, `Kpi` values out, no Streamlit. Each tile compares the current window
-with the one of equal length before it; a delta is None when there is nothing to compare with.
+Pure: rows in, `Kpi` values out, no Streamlit. Each tile compares the current window with the one of equal length
+before it (a delta is None when there is nothing to compare with) and carries its values per bucket as its trend.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pandas as pd
@@ -22,6 +23,12 @@ class Kpi:
     delta: str | None
     delta_color: DeltaColor
     help: str
+    trend: list[float] = field(default_factory=list)  # per bucket, oldest first; buckets without a value left out
+
+    @property
+    def delta_arrow(self) -> Literal["auto", "off"]:
+        """No arrow for a change that rounds to nothing ("+0.0 pp" is not a rise)."""
+        return "off" if self.delta is not None and not self.delta.strip("0.%p ") else "auto"
 
 
 def kpi_values(row: dict[str, Any] | None, with_quality: bool) -> dict[str, float | None]:
@@ -36,8 +43,13 @@ def kpi_values(row: dict[str, Any] | None, with_quality: bool) -> dict[str, floa
 
 
 def period_rows(frame: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """overview_tiles' rows by period (current | previous); a period without tasks or calls has none."""
-    return {row["period"]: row for row in frame.to_dict("records")}
+    """overview_tiles' whole-period rows by period (current | previous); a period without tasks or calls has none."""
+    return {row["period"]: row for row in frame[frame["bucket"].isna()].to_dict("records")}
+
+
+def trend_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """overview_tiles' rows of the current period's buckets, oldest first."""
+    return frame[(frame["period"] == "current") & frame["bucket"].notna()].sort_values("bucket")
 
 
 # key → (label, formatter, delta kind, delta colour, help)
@@ -79,15 +91,20 @@ _TILES: dict[str, tuple[str, str, str, DeltaColor, str]] = {
 }
 
 
-def build_kpis(current: dict[str, float | None], earlier: dict[str, float | None] | None) -> list[Kpi]:
-    """Tiles of the `current` values (kpi_values), each with its change against `earlier` (None: no window before)."""
+def build_kpis(
+    current: dict[str, float | None], earlier: dict[str, float | None] | None, trend: pd.DataFrame | None = None
+) -> list[Kpi]:
+    """Tiles of the `current` values (kpi_values), each with its change against `earlier` (None: no window before)
+    and its values in `trend` (trend_rows)."""
     earlier = earlier or {}
     tiles = []
     for key, (label, kind, delta_kind, colour, help_text) in _TILES.items():
         if key not in current:
             continue  # a signal this store does not record
         value, old = current[key], earlier.get(key)
-        tiles.append(Kpi(label, format_value(value, kind), _delta(value, old, delta_kind), colour, help_text))
+        delta = _delta(value, old, delta_kind)
+        points = [float(v) for v in trend[key] if not pd.isna(v)] if trend is not None else []
+        tiles.append(Kpi(label, format_value(value, kind), delta, colour, help_text, points))
     return tiles
 
 
@@ -131,10 +148,12 @@ def _delta(value: float | None, old: float | None, kind: str) -> str | None:
     if value is None or old is None or _nan(value) or _nan(old):
         return None
     if kind == "points":
-        return f"{(value - old) * 100:+.1f} pp"
-    if old == 0:
+        text = f"{(value - old) * 100:+.1f} pp"
+    elif old == 0:
         return None
-    return f"{(value - old) / abs(old):+.0%}"
+    else:
+        text = f"{(value - old) / abs(old):+.0%}"
+    return text.lstrip("+-") if not text.strip("+-0.%p ") else text  # "0.0 pp", not "-0.0 pp"
 
 
 def _number(value: Any) -> float | None:

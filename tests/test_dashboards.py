@@ -21,7 +21,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from dashboards.kpis import format_usd, format_value, usd_decimals
+from dashboards.kpis import build_kpis, format_usd, format_value, usd_decimals
 from store.alerts import evaluate_alerts
 from store.catalog import connect
 from store.config import load_config
@@ -302,6 +302,17 @@ def test_overview_compares_with_the_window_before(store_root: Path) -> None:
     assert tiles["Tasks"].value == "3"  # yesterday's task is 30 h old
     assert tiles["Tasks"].delta == "+200%"  # 3 now against 1 in the 24 h before
     assert tiles["Success rate"].delta == "-33.3 pp"  # 2 of 3 against 1 of 1
+    assert list(tiles["Tasks"].proto.chart_data) == [1, 1, 1], "the trend: one task in each of three hours"
+    assert list(tiles["p50 task latency"].proto.chart_data) == [4000, 1500, 3000]
+    assert "trends are per hour" in " ".join(caption.value for caption in at.caption)
+
+
+def test_a_change_that_rounds_to_nothing_has_no_arrow() -> None:
+    same = {"tasks": 3.0, "llm_error_rate": 0.1, "success_rate": 0.5}
+    tiles = {kpi.label: kpi for kpi in build_kpis(same, {**same, "llm_error_rate": 0.1000001, "success_rate": 0.4})}
+    assert (tiles["Tasks"].delta, tiles["Tasks"].delta_arrow) == ("0%", "off")
+    assert (tiles["LLM error rate"].delta, tiles["LLM error rate"].delta_arrow) == ("0.0 pp", "off")
+    assert (tiles["Success rate"].delta, tiles["Success rate"].delta_arrow) == ("+10.0 pp", "auto")
 
 
 def test_sidebar_filters_reach_the_queries_and_the_url(store_root: Path) -> None:

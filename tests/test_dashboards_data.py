@@ -118,7 +118,8 @@ def test_overview_tiles_equal_the_separate_queries(rolled: Path, days: int | Non
     con = connect(rolled)
     boundary = END - timedelta(days=days) if days else None
     since = boundary - timedelta(days=days) if days else None
-    periods = {r.pop("period"): r for r in run(con, "overview_tiles", since=since, boundary=boundary).to_pylist()}
+    rows = run(con, "overview_tiles", since=since, boundary=boundary).to_pylist()
+    periods = {r.pop("period"): r for r in rows if r.pop("bucket") is None}
     assert set(periods) == ({"current", "previous"} if days else {"current"})
     expected = {"current": _separate_tiles(con, boundary, None)}
     if days:
@@ -128,6 +129,26 @@ def test_overview_tiles_equal_the_separate_queries(rolled: Path, days: int | Non
             "the store must exercise every tile"
         )
         _assert_same_rows([periods[period]], [values], f"overview_tiles {period}")
+
+
+@pytest.mark.parametrize("bucket", ["day", "hour"])
+def test_overview_trend_buckets_equal_the_separate_queries(rolled: Path, bucket: str) -> None:
+    """Each bucket of the current period holds the tiles of that day (or hour) of it alone."""
+    con = connect(rolled)
+    boundary = END - timedelta(days=3, hours=5)
+    rows = run(con, "overview_tiles", since=boundary - timedelta(days=3), boundary=boundary, bucket=bucket).to_pylist()
+    buckets = {r["bucket"]: r for r in rows if r.pop("period") == "current" and r["bucket"]}
+    length, layout = (timedelta(days=1), "%Y-%m-%d") if bucket == "day" else (timedelta(hours=1), "%Y-%m-%d %H:%M")
+    assert len(buckets) == (4 if bucket == "day" else 17 + 24 + 24 + 12), "the 17th 07:00 to the 20th 11:00 (the end)"
+    for label in sorted(buckets)[:: 1 if bucket == "day" else 11]:
+        start = datetime.strptime(label, layout).replace(tzinfo=UTC)
+        expected = {"bucket": label, **_separate_tiles(con, max(start, boundary), start + length)}
+        _assert_same_rows([buckets[label]], [expected], f"overview_tiles {bucket} {label}")
+    if bucket == "day":  # the Overview's chart shows what the Cost page's by-day chart shows
+        by_day = run(con, "cost_per_successful_task", group="day", since=boundary).to_pylist()
+        assert sorted((r["group"], r["tasks"], r["cost_per_successful_task"]) for r in by_day) == [
+            (label, r["tasks"], r["cost_per_successful_task"]) for label, r in sorted(buckets.items())
+        ]
 
 
 def test_keeper_rebuilds_the_memo_when_files_change(rolled: Path, tmp_path: Path, monkeypatch) -> None:
