@@ -1,4 +1,5 @@
-"""Start a replay from the dashboards: the Replay page's form → `vigil replay sample` + `vigil replay run`.
+"""Start a replay from the dashboards: the Replay page's form → `vigil replay sample` + `vigil replay run`
+(the sample: the calls picked on the Traces page, or a new seeded sample of the sidebar's slice; or a saved set).
 
 The dashboards do not import the replay wing (DESIGN.md layering): they run the same commands a user
 would, as child processes of the dashboards, one after the other in a background thread, with their
@@ -23,11 +24,39 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Sample:
+    """A new seeded sample of the stored calls (`vigil replay sample`) in the sidebar's window and slice."""
+
+    size: int
+    seed: int
+    since: datetime | None = None
+    until: datetime | None = None
+    service: str | None = None
+    model: str | None = None
+    prompt_version: str | None = None  # "name@version", as the sidebar labels it ("?": not recorded)
+
+    def flags(self) -> list[str]:
+        name, _, version = (self.prompt_version or "").rpartition("@")
+        values = {
+            "--since": self.since.isoformat() if self.since else None,
+            "--until": self.until.isoformat() if self.until else None,
+            "--service": self.service,
+            "--model": self.model,
+            "--prompt": name if name not in ("", "?") else None,
+            "--version": version if version not in ("", "?") else None,
+        }
+        return ["-n", str(self.size), "--seed", str(self.seed)] + [
+            part for flag, value in values.items() if value for part in (flag, value)
+        ]
+
+
+@dataclass(frozen=True)
 class ReplayRequest:
-    """What the form asks for. Exactly one of `picks` (trace_id, span_id pairs) and `set_id` is given."""
+    """What the form asks for. Exactly one of `picks` (trace_id, span_id pairs), `set_id` and `sample` is given."""
 
     picks: tuple[tuple[str, str], ...] = ()
     set_id: str | None = None
+    sample: Sample | None = None
     prompt_version: str | None = None  # None: re-run the calls as they were
     model: str | None = None
     base_url: str | None = None
@@ -47,9 +76,12 @@ def replay_commands(root: Path, request: ReplayRequest, run_id: str) -> list[lis
     store = ["--data-dir", str(root), *(["--config", config] if config else [])]
     commands = []
     set_id = request.set_id
-    if set_id is None:
+    if request.sample is not None:
+        set_id = f"{run_id}-sample"
+        commands.append(vigil + ["replay", "sample", *store, *request.sample.flags(), "--set-id", set_id])
+    elif set_id is None:
         if not request.picks:
-            raise ValueError("pick at least one call, or choose a replay set")
+            raise ValueError("pick at least one call, choose a replay set or draw a sample")
         set_id = f"{run_id}-picks"
         # The ids were checked as hex when picked (store.replay_picks), so they are safe SQL literals.
         keys = ", ".join(f"'{trace}:{span}'" for trace, span in request.picks)

@@ -29,7 +29,7 @@ from store.queries import run
 from store.replay_picks import add_pick, read_picks
 from store.schema import LLM_CALLS_SCHEMA, QUALITY_FIELDS, SPANS_SCHEMA
 from store.writer import table_dir, write_file, write_partitioned
-from tests.conftest import wait_for
+from tests.conftest import query, wait_for
 from tests.llm_server import ScriptedLLM
 
 REPO = Path(__file__).resolve().parents[1]
@@ -522,19 +522,15 @@ def test_replay_page_starts_a_run_from_picks_and_compares_the_answers(
 ) -> None:
     at = _app("app_pages/replay.py", range="all")
     assert any("No replay runs yet" in info.value for info in at.info)
-    assert any("Nothing to replay yet" in caption.value for caption in at.caption)
+    assert at.selectbox(key="replay_source").options == ["a new sample of the calls in the sidebar's window and slice"]
     refund_span = TRACES["refund"][:15] + "1"
     add_pick(store_root, "review", TRACES["refund"], refund_span)
     st.cache_data.clear()  # what the 30 s cache expiry does for a running app
     monkeypatch.setenv("TEST_LLM_KEY", "sk-test")
     with ScriptedLLM(answer=lambda body: "Refunds are accepted within 14 days.") as llm:
         at = _app("app_pages/replay.py", range="all")
-        at.text_input(key="replay_base_url").input(llm.base_url)
-        at.text_input(key="replay_key_env").input("TEST_LLM_KEY")
-        at.button(key="replay_submit").click().run()
-        assert not at.exception, at.exception
-        started = next(success.value for success in at.success if "started" in success.value)
-        run_id = started.split("`")[1]
+        at.selectbox(key="replay_source").select("picks:review")
+        run_id = _start_replay(at, llm)
         runs = wait_for(lambda: _finished_run(store_root, run_id), lambda row: row is not None, timeout_s=120)
     log = (store_root / "replay_logs" / f"{run_id}.log").read_text()
     assert runs is not None, log
@@ -548,6 +544,32 @@ def test_replay_page_starts_a_run_from_picks_and_compares_the_answers(
     assert REFUND_ANSWER in [t.value for t in at.text]  # the old answer beside the new one
     assert "Refunds are accepted within 14 days." in [t.value for t in at.text]
     assert len(at.get("plotly_chart")) == 1
+
+
+def test_replay_page_replays_a_new_sample_of_the_sidebars_slice(
+    store_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEST_LLM_KEY", "sk-test")
+    with ScriptedLLM(answer=lambda body: "A new answer.") as llm:
+        at = _app("app_pages/replay.py", range="all", service="research-agent")
+        at.number_input(key="replay_size").set_value(500)
+        run_id = _start_replay(at, llm)  # the first choice: a new sample
+        runs = wait_for(lambda: _finished_run(store_root, run_id), lambda row: row is not None, timeout_s=120)
+    log = (store_root / "replay_logs" / f"{run_id}.log").read_text()
+    assert runs is not None, log
+    assert "--service research-agent" in log and f"--set-id {run_id}-sample" in log
+    calls = query(store_root, "SELECT count(*) AS n FROM llm_calls WHERE service_name = 'research-agent'")[0]["n"]
+    assert runs["cases_total"] == calls and runs["set_id"] == f"{run_id}-sample", "every call of the slice, no other"
+
+
+def _start_replay(at: AppTest, llm: ScriptedLLM) -> str:
+    """Fill the form to replay against `llm`, start it, and return the run id the page reports."""
+    at.text_input(key="replay_base_url").input(llm.base_url)
+    at.text_input(key="replay_key_env").input("TEST_LLM_KEY")
+    at.button(key="replay_submit").click().run()
+    assert not at.exception, at.exception
+    started = next(success.value for success in at.success if "started" in success.value)
+    return started.split("`")[1]
 
 
 def _finished_run(root: Path, run_id: str) -> dict[str, Any] | None:

@@ -1,5 +1,6 @@
 """Replay: runs with their verdicts, the original and replayed answers side by side, a form to start a
-new run (from the calls picked on the Traces page, or a saved replay set), and the pick lists."""
+new run (from a new seeded sample of the sidebar's slice, the calls picked on the Traces page, or a saved
+replay set), and the pick lists."""
 
 from __future__ import annotations
 
@@ -11,9 +12,18 @@ import streamlit as st
 from dashboards.charts import replay_runs
 from dashboards.columns import PERCENT, TRACE_LINK, usd_columns, with_trace_links
 from dashboards.data import clear_cache, current_store, query, replay_picks
-from dashboards.replay_launch import ReplayRequest, start_replay
+from dashboards.replay_launch import ReplayRequest, Sample, start_replay
+from dashboards.sidebar import current_filters
 
 _VERDICTS = {"pass": "✅ pass", "regress": "❌ regress", "incomplete": "⏳ incomplete"}
+_NEW_SAMPLE = "sample:"
+_SOURCE_LABELS = {"sample:": "a new sample of the calls in the sidebar's window and slice", "picks:": "pick list ",
+                  "set:": "replay set "}  # fmt: skip
+
+
+def _source_label(source: str) -> str:
+    kind, name = source.split(":", 1)
+    return _SOURCE_LABELS[kind + ":"] + name
 
 
 def _runs() -> pd.DataFrame:
@@ -84,14 +94,18 @@ def _pair_line(pair: pd.Series) -> str:
 def _start(picks: dict[str, list[dict[str, str]]]) -> None:
     st.subheader("Start a replay")
     sets = query("replay_sets")
-    sources = [f"picks:{name}" for name in picks] + [f"set:{set_id}" for set_id in sets["set_id"]]
-    if not sources:
-        st.caption("Nothing to replay yet: pick calls on the Traces page, or save a set with `vigil replay sample`.")
-        return
+    sources = [_NEW_SAMPLE] + [f"picks:{name}" for name in picks] + [f"set:{set_id}" for set_id in sets["set_id"]]
     with st.form("replay_start"):
         source = st.selectbox(
-            "Calls", sources, format_func=lambda s: s.replace("picks:", "pick list ").replace("set:", "replay set ")
+            "Calls",
+            sources,
+            format_func=_source_label,
+            key="replay_source",
+            help="A new sample takes the sidebar's time range, service, model and prompt version (not its environment)",
         )
+        size_column, seed_column = st.columns(2)
+        size = size_column.number_input("Sample size", 1, 5000, 50, key="replay_size", help="for a new sample")
+        seed = seed_column.number_input("Seed", 0, value=0, key="replay_seed", help="the same seed, the same sample")
         left, right = st.columns(2)
         version = left.text_input(
             "Candidate prompt version", key="replay_version", help="Empty: the calls as they were"
@@ -105,9 +119,13 @@ def _start(picks: dict[str, list[dict[str, str]]]) -> None:
         if not st.form_submit_button("Start replay", key="replay_submit"):
             return
     kind, name = source.split(":", 1)
+    filters = current_filters()
+    sample = Sample(int(size), int(seed), filters.since, filters.until, filters.service, filters.model,
+                    filters.prompt_version)  # fmt: skip
     request = ReplayRequest(
         picks=tuple((p["trace_id"], p["span_id"]) for p in picks.get(name, [])) if kind == "picks" else (),
         set_id=name if kind == "set" else None,
+        sample=sample if kind == "sample" else None,
         prompt_version=version.strip() or None,
         model=model.strip() or None,
         base_url=base_url.strip() or None,
