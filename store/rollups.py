@@ -40,6 +40,18 @@ ROLLUP_DIR = "rollups"
 PREFIX = "rollup-"
 # rollup kind → the live view whose rows it holds
 KINDS = {"tasks": "task_rows_live", "llm_calls": "llm_call_dimensions_live"}
+# The calls' facts: the llm_calls rollup of a date cut to the columns the call-level aggregates read (FACTS, the
+# `llm_call_facts` view), sorted by them rather than by trace_id, so equal values lie in runs DuckDB reads as
+# dictionaries: an all-time scan of it costs a third of the full rollup's. Written from the date's llm_calls rollup
+# under the same name (signature); a date is rolled up only with all three kinds.
+FACTS = "llm_call_facts"
+FACT_COLUMNS = (
+    "model", "operation", "provider", "service_name", "name", "prompt_name", "prompt_version", "status",
+    "output_format", "environment", "project", "request_model", "response_model", "error_type", "cost_source",
+    "refused", "validation_status", "date", "start_time", "duration_ms", "time_to_first_token_ms", "input_tokens",
+    "output_tokens", "total_tokens", "cost_usd",
+)  # fmt: skip
+ALL_KINDS = (*KINDS, FACTS)
 # The tables a date's rollup reads (store.catalog.WINDOWED_TABLES), and how many days either side.
 INPUT_TABLES = ("spans", "llm_calls", "llm_messages")
 REACH = timedelta(days=1)
@@ -54,7 +66,9 @@ CREATE OR REPLACE VIEW llm_calls AS
 SELECT * EXCLUDE (model, name) FROM rollup_llm_calls UNION ALL BY NAME SELECT * FROM live_llm_calls_base;
 CREATE OR REPLACE VIEW llm_call_dimensions AS
 SELECT * FROM rollup_llm_calls UNION ALL BY NAME SELECT * FROM live_llm_calls;
-"""
+CREATE OR REPLACE VIEW llm_call_facts AS
+SELECT * FROM rollup_llm_call_facts UNION ALL BY NAME SELECT {facts} FROM live_llm_calls;
+""".format(facts=", ".join(FACT_COLUMNS))
 # The live rows: computed by every query, or read from the connection's memo of them (`enable_memo`).
 _NOT_ROLLED_UP = "NOT list_contains(coalesce(getvariable('vigil_rollup_dates'), []::DATE[]), date)"
 _LIVE_SOURCES = {"tasks": "task_rows_live", "llm_calls": "llm_call_dimensions_live", "llm_calls_base": "llm_calls_live"}
@@ -82,9 +96,9 @@ def _folder_date(folder: str) -> date | None:
 def define_views(con: duckdb.DuckDBPyConnection, code: str) -> None:
     """Views over the rollups and the live rows; `code` is the SQL of the live views (part of every signature)."""
     con.execute("SET VARIABLE vigil_rollup_code = ?", [code_hash(code)])
-    for kind, live in KINDS.items():
+    for kind in ALL_KINDS:
         # DESCRIBE only binds the view (running even LIMIT 0 plans and opens every file)
-        columns = con.execute(f"DESCRIBE SELECT * FROM {live}").fetchall()
+        columns = con.execute(f"DESCRIBE {_rows_of(kind)}").fetchall()
         typed = ", ".join(f'"{name}" {kind_}' for name, kind_, *_ in columns)
         con.execute(f"CREATE OR REPLACE TABLE _empty_rollup_{kind} ({typed})")
         con.execute(f"RESET VARIABLE vigil_rollup_shape_{kind}")
@@ -94,6 +108,13 @@ def define_views(con: duckdb.DuckDBPyConnection, code: str) -> None:
     con.execute("RESET VARIABLE vigil_memo_shape")
     _define_live(con, memo=False)
     con.execute(_UNIONS)
+
+
+def _rows_of(kind: str) -> str:
+    """The query whose rows a rollup of `kind` holds (before the date filter)."""
+    if kind == FACTS:
+        return f"SELECT {', '.join(FACT_COLUMNS)} FROM {KINDS['llm_calls']}"
+    return f"SELECT * FROM {KINDS[kind]}"
 
 
 def code_hash(code: str) -> str:
@@ -166,7 +187,7 @@ def _signature(code: str, index: dict, day: date, stats: dict[str, str]) -> str:
 def valid_rollups(root: Path, code: str, listing: dict[str, list[str]]) -> dict[date, dict[str, Path]]:
     """Date → {kind: file} for the dates whose rollups match the current listing (both kinds)."""
     found: dict[date, dict[str, set[str]]] = {}
-    for kind in KINDS:
+    for kind in ALL_KINDS:
         for path in rollup_dir(root, kind).glob(f"date=*/{PREFIX}*.parquet"):
             day = file_date(path)
             if day is not None:
@@ -175,8 +196,8 @@ def valid_rollups(root: Path, code: str, listing: dict[str, list[str]]) -> dict[
     valid = {}
     for day, names in found.items():
         name = f"{PREFIX}{_signature(code, index, day, stats)}.parquet"
-        if names.get(name) == set(KINDS):  # both kinds: a date half written is not used
-            valid[day] = {kind: rollup_dir(root, kind) / f"date={day}" / name for kind in KINDS}
+        if names.get(name) == set(ALL_KINDS):  # every kind: a date half written is not used
+            valid[day] = {kind: rollup_dir(root, kind) / f"date={day}" / name for kind in ALL_KINDS}
     return valid
 
 
@@ -190,7 +211,7 @@ def plan(con: duckdb.DuckDBPyConnection, root: Path, listing: dict[str, list[str
     valid = valid_rollups(root, code, listing)
     in_window = [d for d in valid if (since is None or d >= since) and (until is None or d <= until)]
     con.execute("SET VARIABLE vigil_rollup_dates = ?::DATE[]", [sorted(valid)])
-    for kind in KINDS:
+    for kind in ALL_KINDS:
         files = [str(valid[d][kind]) for d in sorted(in_window)]
         con.execute(f"SET VARIABLE vigil_rollup_files_{kind} = ?::VARCHAR[]", [files])
         _define_reader(con, kind, has_files=bool(files))
@@ -253,7 +274,7 @@ def drop_rollups(root: Path, dates: set[date | None]) -> int:
     """Delete the rollups of `dates` (retention: their rows expired; the builder: no data left). A query that
     listed one retries (store.catalog.fetch); it was no longer valid for a new listing anyway."""
     removed = 0
-    for kind in KINDS:
+    for kind in ALL_KINDS:
         for day in dates - {None}:
             folder = rollup_dir(root, kind) / f"date={day}"
             for path in folder.glob("*.parquet"):
