@@ -52,6 +52,7 @@ FACT_COLUMNS = (
     "output_tokens", "total_tokens", "cost_usd",
 )  # fmt: skip
 ALL_KINDS = (*KINDS, FACTS)
+_FACTS = ", ".join(FACT_COLUMNS)
 # The tables a date's rollup reads (store.catalog.WINDOWED_TABLES), and how many days either side.
 INPUT_TABLES = ("spans", "llm_calls", "llm_messages")
 REACH = timedelta(days=1)
@@ -59,7 +60,7 @@ REACH = timedelta(days=1)
 # The views over rollups and live rows.
 # No time filter on the rollup and memo rows: plan() reads only the rollups of the window's dates, and every
 # windowed query filters its rows itself (a filter here only misleads DuckDB's join order estimates).
-_UNIONS = """
+_UNIONS = f"""
 CREATE OR REPLACE VIEW task_rows AS
 SELECT * FROM rollup_tasks UNION ALL BY NAME SELECT * FROM live_tasks;
 CREATE OR REPLACE VIEW llm_calls AS
@@ -67,11 +68,12 @@ SELECT * EXCLUDE (model, name) FROM rollup_llm_calls UNION ALL BY NAME SELECT * 
 CREATE OR REPLACE VIEW llm_call_dimensions AS
 SELECT * FROM rollup_llm_calls UNION ALL BY NAME SELECT * FROM live_llm_calls;
 CREATE OR REPLACE VIEW llm_call_facts AS
-SELECT * FROM rollup_llm_call_facts UNION ALL BY NAME SELECT {facts} FROM live_llm_calls;
-""".format(facts=", ".join(FACT_COLUMNS))
+SELECT * FROM rollup_llm_call_facts UNION ALL BY NAME SELECT {_FACTS} FROM live_llm_calls;
+"""
 # The live rows: computed by every query, or read from the connection's memo of them (`enable_memo`).
 _NOT_ROLLED_UP = "NOT list_contains(coalesce(getvariable('vigil_rollup_dates'), []::DATE[]), date)"
 _LIVE_SOURCES = {"tasks": "task_rows_live", "llm_calls": "llm_call_dimensions_live", "llm_calls_base": "llm_calls_live"}
+_KIND_OF = {"tasks": "tasks", "llm_calls": "llm_calls", "llm_calls_base": "llm_calls"}
 # A memo holds the live dates' rows in memory: only while their files are at most this big.
 MEMO_MAX_BYTES = 256 << 20
 
@@ -96,25 +98,29 @@ def _folder_date(folder: str) -> date | None:
 def define_views(con: duckdb.DuckDBPyConnection, code: str) -> None:
     """Views over the rollups and the live rows; `code` is the SQL of the live views (part of every signature)."""
     con.execute("SET VARIABLE vigil_rollup_code = ?", [code_hash(code)])
-    for kind in ALL_KINDS:
+    for kind, live in KINDS.items():
         # DESCRIBE only binds the view (running even LIMIT 0 plans and opens every file)
-        columns = con.execute(f"DESCRIBE {_rows_of(kind)}").fetchall()
+        columns = con.execute(f"DESCRIBE SELECT * FROM {live}").fetchall()
         typed = ", ".join(f'"{name}" {kind_}' for name, kind_, *_ in columns)
         con.execute(f"CREATE OR REPLACE TABLE _empty_rollup_{kind} ({typed})")
+    con.execute(f"CREATE OR REPLACE TABLE _empty_rollup_{FACTS} AS SELECT {_FACTS} FROM _empty_rollup_llm_calls")
+    for kind in ALL_KINDS:
         con.execute(f"RESET VARIABLE vigil_rollup_shape_{kind}")
         _define_reader(con, kind, has_files=False)
     con.execute("RESET VARIABLE vigil_rollup_dates")
     con.execute("RESET VARIABLE vigil_memo_key")
     con.execute("RESET VARIABLE vigil_memo_shape")
-    _define_live(con, memo=False)
+    # Creating a view binds everything below it: the views over the live rows (and whatever the caller defines on
+    # them before bind_live) bind over empty tables of the same columns first, which halves the time to connect.
+    for name in _LIVE_SOURCES:
+        columns = "* EXCLUDE (model, name)" if name == "llm_calls_base" else "*"
+        con.execute(f"CREATE OR REPLACE VIEW live_{name} AS SELECT {columns} FROM _empty_rollup_{_KIND_OF[name]}")
     con.execute(_UNIONS)
 
 
-def _rows_of(kind: str) -> str:
-    """The query whose rows a rollup of `kind` holds (before the date filter)."""
-    if kind == FACTS:
-        return f"SELECT {', '.join(FACT_COLUMNS)} FROM {KINDS['llm_calls']}"
-    return f"SELECT * FROM {KINDS[kind]}"
+def bind_live(con: duckdb.DuckDBPyConnection) -> None:
+    """Point the live views at the live rows (after define_views and the views the caller builds on them)."""
+    _define_live(con, memo=False)
 
 
 def code_hash(code: str) -> str:
