@@ -40,10 +40,11 @@ ROLLUP_DIR = "rollups"
 PREFIX = "rollup-"
 # rollup kind → the live view whose rows it holds
 KINDS = {"tasks": "task_rows_live", "llm_calls": "llm_call_dimensions_live"}
-# The calls' facts: the llm_calls rollup of a date cut to the columns the call-level aggregates read (FACTS, the
-# `llm_call_facts` view), sorted by them rather than by trace_id, so equal values lie in runs DuckDB reads as
-# dictionaries: an all-time scan of it costs a third of the full rollup's. Written from the date's llm_calls rollup
-# under the same name (signature); a date is rolled up only with all three kinds.
+# The calls' facts: the llm_calls rollup of a date cut to the columns the call-level aggregates read (FACTS; the
+# `llm_call_facts` view, and `llm_call_facts_base` without `model` and `name` like `llm_calls`), sorted by them
+# rather than by trace_id, so equal values lie in runs DuckDB reads as dictionaries: an all-time scan of it costs
+# a third of the full rollup's. Written from the date's llm_calls rollup under the same name (signature); a date
+# is rolled up only with all three kinds.
 FACTS = "llm_call_facts"
 FACT_COLUMNS = (
     "model", "operation", "provider", "service_name", "name", "prompt_name", "prompt_version", "status",
@@ -53,6 +54,9 @@ FACT_COLUMNS = (
 )  # fmt: skip
 ALL_KINDS = (*KINDS, FACTS)
 _FACTS = ", ".join(FACT_COLUMNS)
+# llm_call_facts_base: the facts less the two columns llm_call_dimensions adds, so that computing the live dates'
+# rows needs no join with their roots (DuckDB keeps a LEFT JOIN whose columns nobody reads)
+_FACTS_BASE = ", ".join(c for c in FACT_COLUMNS if c not in ("model", "name"))
 # The tables a date's rollup reads (store.catalog.WINDOWED_TABLES), and how many days either side.
 INPUT_TABLES = ("spans", "llm_calls", "llm_messages")
 REACH = timedelta(days=1)
@@ -69,6 +73,9 @@ CREATE OR REPLACE VIEW llm_call_dimensions AS
 SELECT * FROM rollup_llm_calls UNION ALL BY NAME SELECT * FROM live_llm_calls;
 CREATE OR REPLACE VIEW llm_call_facts AS
 SELECT * FROM rollup_llm_call_facts UNION ALL BY NAME SELECT {_FACTS} FROM live_llm_calls;
+CREATE OR REPLACE VIEW llm_call_facts_base AS
+SELECT * EXCLUDE (model, name) FROM rollup_llm_call_facts
+UNION ALL BY NAME SELECT {_FACTS_BASE} FROM live_llm_calls_base;
 """
 # The live rows: computed by every query, or read from the connection's memo of them (`enable_memo`).
 _NOT_ROLLED_UP = "NOT list_contains(coalesce(getvariable('vigil_rollup_dates'), []::DATE[]), date)"

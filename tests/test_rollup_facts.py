@@ -60,6 +60,9 @@ def test_the_facts_are_the_calls_rows(rolled: Path) -> None:
     con = connect(rolled)
     columns = ", ".join(FACT_COLUMNS)
     facts = fetch(con, f"SELECT {columns} FROM llm_call_facts ORDER BY ALL").to_pylist()
+    base = [c for c in FACT_COLUMNS if c not in ("model", "name")]
+    in_base = fetch(con, f"SELECT {', '.join(base)} FROM llm_call_facts_base").to_pylist()
+    assert sorted(map(repr, in_base)) == sorted(repr({c: row[c] for c in base}) for row in facts)
     assert con.execute("SELECT len(getvariable('vigil_rollup_files_llm_call_facts'))").fetchall()[0][0] == 5
     calls = fetch(con, f"SELECT {columns} FROM llm_call_dimensions ORDER BY ALL").to_pylist()
     assert facts == calls and len(facts) == 2000, "every call once"
