@@ -178,7 +178,8 @@ def time_processes(root: Path, only: list[str]) -> list[dict]:
             [sys.executable, "-c", _ONE_OFF, str(root), name, encoded], capture_output=True, text=True, check=True
         )
         process_ms = (time.perf_counter() - started) * 1000
-        rows.append({"query": name, "window": window, "process_ms": process_ms, **json.loads(done.stdout)})
+        figures = json.loads(done.stdout.splitlines()[-1])  # the last line: DuckDB may print a progress bar first
+        rows.append({"query": name, "window": window, "process_ms": process_ms, **figures})
     return rows
 
 
