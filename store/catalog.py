@@ -101,10 +101,7 @@ CREATE OR REPLACE VIEW llm_calls{live} AS
 -- not NOT MATERIALIZED: DuckDB 2.0.1 then counts deduped rows twice
 WITH calls AS (SELECT * FROM llm_calls_unique{live}),
 kept AS (
-    SELECT * FROM calls c
-    WHERE NOT EXISTS (
-        SELECT 1 FROM calls child WHERE child.trace_id = c.trace_id AND child.parent_span_id = c.span_id
-    )
+    {kept}
 ),
 prompted AS (
     SELECT trace_id, span_id, prompt_name, prompt_version FROM calls
@@ -186,6 +183,16 @@ FROM named c
 LEFT JOIN environments env ON env.trace_id = c.trace_id
 LEFT JOIN event_content e ON e.trace_id = c.trace_id AND e.span_id = c.span_id
 """
+
+# The calls kept (no LLM call below them), as they are: `llm_calls_kept_live` serves the columns that a call's own span
+# gives (store.rollups' llm_call_own_facts), without the joins that fill in the rest.
+_KEPT = """SELECT * FROM calls c
+    WHERE NOT EXISTS (
+        SELECT 1 FROM calls child WHERE child.trace_id = c.trace_id AND child.parent_span_id = c.span_id
+    )"""
+_KEPT_LIVE = (
+    f"CREATE OR REPLACE VIEW llm_calls_kept{_LIVE} AS WITH calls AS (SELECT * FROM llm_calls_unique{_LIVE}) {_KEPT}"
+)
 
 # LLM calls with the columns the store.queries.CALL_GROUPS expressions read (`model`, the task's `name`), so
 # call-level metrics group by the same names as task-level ones; `llm_calls_in` is one side of a comparison
@@ -510,7 +517,7 @@ def _define_scans(con: duckdb.DuckDBPyConnection, table: str, source: str, live:
 def live_views(config: Config) -> list[str]:
     """The SQL of the views store.rollups materializes (and hashes into every rollup's signature)."""
     return [
-        _LLM_CALLS.format(environment=ENVIRONMENT.format(r=""), live=_LIVE),
+        _LLM_CALLS.format(environment=ENVIRONMENT.format(r=""), live=_LIVE, kept=_KEPT),
         _LLM_CALL_DIMENSIONS.format(live=_LIVE),
         _TASK_ROWS.format(
             live=_LIVE,
@@ -526,6 +533,7 @@ def _define_derived(con: duckdb.DuckDBPyConnection, config: Config) -> None:
     live = live_views(config)
     for sql in live:
         con.execute(sql)
+    con.execute(_KEPT_LIVE)
     rollups.define_views(con, "\n".join(live))
     con.execute(_LLM_CALLS_IN)
     con.execute(_DRIFT_TERMS)

@@ -41,7 +41,7 @@ PREFIX = "rollup-"
 # rollup kind → the live view whose rows it holds
 KINDS = {"tasks": "task_rows_live", "llm_calls": "llm_call_dimensions_live"}
 # The calls' facts: the llm_calls rollup of a date cut to the columns the call-level aggregates read (FACTS; the
-# `llm_call_facts` view, and `llm_call_facts_base` without `model` and `name` like `llm_calls`), sorted by them
+# `llm_call_facts` view, and `llm_call_own_facts`: OWN_FACT_COLUMNS), sorted by them
 # rather than by trace_id, so equal values lie in runs DuckDB reads as dictionaries: an all-time scan of it costs
 # a third of the full rollup's. Written from the date's llm_calls rollup under the same name (signature); a date
 # is rolled up only with all three kinds.
@@ -54,9 +54,15 @@ FACT_COLUMNS = (
 )  # fmt: skip
 ALL_KINDS = (*KINDS, FACTS)
 _FACTS = ", ".join(FACT_COLUMNS)
-# llm_call_facts_base: the facts less the two columns llm_call_dimensions adds, so that computing the live dates'
-# rows needs no join with their roots (DuckDB keeps a LEFT JOIN whose columns nobody reads)
-_FACTS_BASE = ", ".join(c for c in FACT_COLUMNS if c not in ("model", "name"))
+# llm_call_own_facts: the facts a call's own span gives (not filled in from its parent, root or events), so that the
+# live dates' rows are the kept calls as they are (store.catalog's llm_calls_kept_live): none of llm_calls' joins,
+# which DuckDB keeps even when no column they add is read (half the cost of a live day's calls).
+OWN_FACT_COLUMNS = (
+    "operation", "provider", "service_name", "project", "status", "request_model", "response_model", "error_type",
+    "cost_source", "date", "start_time", "duration_ms", "time_to_first_token_ms", "input_tokens", "output_tokens",
+    "total_tokens", "cost_usd",
+)  # fmt: skip
+_OWN = ", ".join(OWN_FACT_COLUMNS)
 # The tables a date's rollup reads (store.catalog.WINDOWED_TABLES), and how many days either side.
 INPUT_TABLES = ("spans", "llm_calls", "llm_messages")
 REACH = timedelta(days=1)
@@ -73,14 +79,18 @@ CREATE OR REPLACE VIEW llm_call_dimensions AS
 SELECT * FROM rollup_llm_calls UNION ALL BY NAME SELECT * FROM live_llm_calls;
 CREATE OR REPLACE VIEW llm_call_facts AS
 SELECT * FROM rollup_llm_call_facts UNION ALL BY NAME SELECT {_FACTS} FROM live_llm_calls;
-CREATE OR REPLACE VIEW llm_call_facts_base AS
-SELECT * EXCLUDE (model, name) FROM rollup_llm_call_facts
-UNION ALL BY NAME SELECT {_FACTS_BASE} FROM live_llm_calls_base;
+CREATE OR REPLACE VIEW llm_call_own_facts AS
+SELECT {_OWN} FROM rollup_llm_call_facts UNION ALL BY NAME SELECT {_OWN} FROM live_llm_calls_own;
 """
 # The live rows: computed by every query, or read from the connection's memo of them (`enable_memo`).
 _NOT_ROLLED_UP = "NOT list_contains(coalesce(getvariable('vigil_rollup_dates'), []::DATE[]), date)"
-_LIVE_SOURCES = {"tasks": "task_rows_live", "llm_calls": "llm_call_dimensions_live", "llm_calls_base": "llm_calls_live"}
-_KIND_OF = {"tasks": "tasks", "llm_calls": "llm_calls", "llm_calls_base": "llm_calls"}
+_LIVE_SOURCES = {
+    "tasks": "task_rows_live",
+    "llm_calls": "llm_call_dimensions_live",
+    "llm_calls_base": "llm_calls_live",
+    "llm_calls_own": "llm_calls_kept_live",
+}
+_KIND_OF = {"tasks": "tasks", "llm_calls": "llm_calls", "llm_calls_base": "llm_calls", "llm_calls_own": "llm_calls"}
 # A memo holds the live dates' rows in memory: only while their files are at most this big.
 MEMO_MAX_BYTES = 256 << 20
 

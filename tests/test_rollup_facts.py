@@ -18,7 +18,7 @@ from bench.store_gen import build_store
 from store.catalog import connect, fetch
 from store.queries import run
 from store.rollup_build import build_rollups
-from store.rollups import FACT_COLUMNS, FACTS, rollup_dir
+from store.rollups import FACT_COLUMNS, FACTS, OWN_FACT_COLUMNS, rollup_dir
 
 END = datetime(2026, 3, 20, 12, tzinfo=UTC)
 ROLLED = [date(2026, 3, 14) + timedelta(days=n) for n in range(5)]  # 19 and 20 March stay live
@@ -60,9 +60,8 @@ def test_the_facts_are_the_calls_rows(rolled: Path) -> None:
     con = connect(rolled)
     columns = ", ".join(FACT_COLUMNS)
     facts = fetch(con, f"SELECT {columns} FROM llm_call_facts ORDER BY ALL").to_pylist()
-    base = [c for c in FACT_COLUMNS if c not in ("model", "name")]
-    in_base = fetch(con, f"SELECT {', '.join(base)} FROM llm_call_facts_base").to_pylist()
-    assert sorted(map(repr, in_base)) == sorted(repr({c: row[c] for c in base}) for row in facts)
+    own = fetch(con, f"SELECT {', '.join(OWN_FACT_COLUMNS)} FROM llm_call_own_facts").to_pylist()
+    assert sorted(map(repr, own)) == sorted(repr({c: row[c] for c in OWN_FACT_COLUMNS}) for row in facts)
     assert con.execute("SELECT len(getvariable('vigil_rollup_files_llm_call_facts'))").fetchall()[0][0] == 5
     calls = fetch(con, f"SELECT {columns} FROM llm_call_dimensions ORDER BY ALL").to_pylist()
     assert facts == calls and len(facts) == 2000, "every call once"

@@ -1,7 +1,7 @@
 -- params: $since, $until (TIMESTAMPTZ or NULL). columns: model, operation, calls, errors, error_rate, p50_ms, p90_ms,
 --         p99_ms, ttft_p50_ms — LLM call latency and error rate per model and operation (chat, embeddings, ...)
--- Over llm_call_facts_base (llm_calls' rows, the columns aggregates read: store.rollups.FACTS). The three percentiles as
--- one list-form quantile_cont: one copy of the values instead of three, the same exact interpolated answers.
+-- Over llm_call_own_facts (llm_calls' rows, in the columns a call's own span gives: store.rollups.OWN_FACT_COLUMNS).
+-- The three percentiles as one list-form quantile_cont: one copy of the values instead of three, the same answers.
 WITH per_group AS (
     SELECT coalesce(request_model, response_model, '?') AS model,
            coalesce(operation, '?') AS operation,
@@ -9,7 +9,7 @@ WITH per_group AS (
            count(*) FILTER (status = 'error') AS errors,
            quantile_cont(duration_ms, [0.5, 0.9, 0.99]) AS duration_ms,
            quantile_cont(time_to_first_token_ms, 0.5) AS ttft_p50_ms
-    FROM llm_call_facts_base
+    FROM llm_call_own_facts
     WHERE ($since::TIMESTAMPTZ IS NULL OR start_time >= $since::TIMESTAMPTZ)
       AND ($until::TIMESTAMPTZ IS NULL OR start_time < $until::TIMESTAMPTZ)
     GROUP BY ALL
