@@ -2,8 +2,9 @@
 
 What must hold: `llm_call_facts` holds exactly the rows of `llm_call_dimensions` (rolled-up dates from the facts
 rollups, the others live); the latency queries' list-form percentiles over it answer exactly what one
-quantile_cont per percentile over llm_calls did; a rollup written before facts existed gets its facts added
-without its other files being computed again, and until then its date is computed live.
+quantile_cont per percentile over llm_calls did; filter_options over task_rows answer what they did over tasks; a
+rollup written before facts existed gets its facts added without its other files being computed again, and until
+then its date is computed live.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from bench.store_gen import build_store
 from store.catalog import connect, fetch
-from store.queries import run
+from store.queries import load, run
 from store.rollup_build import build_rollups
 from store.rollups import FACT_COLUMNS, FACTS, OWN_FACT_COLUMNS, rollup_dir
+from store.schema import OUTCOMES_SCHEMA
+from store.writer import write_partitioned
 
 END = datetime(2026, 3, 20, 12, tzinfo=UTC)
 ROLLED = [date(2026, 3, 14) + timedelta(days=n) for n in range(5)]  # 19 and 20 March stay live
@@ -95,3 +99,16 @@ def test_a_rollup_without_facts_is_live_until_they_are_added(rolled: Path, tmp_p
     assert {p: p.stat().st_mtime_ns for p in kept} == kept, "the other kinds are kept, not computed again"
     assert _rollup_dates(root) == ROLLED
     assert run(connect(root), "llm_latency_by_model").to_pylist() == before
+
+
+def test_filter_options_read_task_rows_as_they_read_tasks(rolled: Path, tmp_path: Path) -> None:
+    root = tmp_path / "judged"
+    shutil.copytree(rolled, root)
+    con = connect(root)  # with a verdict too: tasks joins them, task_rows does not, and the rows are the same
+    trace_id = con.execute("SELECT trace_id FROM spans_raw WHERE parent_span_id IS NULL LIMIT 1").fetchall()[0][0]
+    verdict = {"record_id": "v1", "time": END, "trace_id": trace_id, "outcome": "failure", "source": "test"}
+    write_partitioned(root, "outcomes", pa.Table.from_pylist([verdict], OUTCOMES_SCHEMA))
+    got = run(con, "filter_options").to_pylist()
+    over_tasks = fetch(con, load("filter_options").replace("FROM task_rows", "FROM tasks")).to_pylist()
+    assert "FROM task_rows" in load("filter_options") and got == over_tasks
+    assert {row["dimension"] for row in got} == {"service", "model", "prompt_version"}, "(no environments here)"
