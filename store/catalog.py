@@ -31,6 +31,8 @@ process gets its own) and defines:
 - `task_rows` (the per-task part of `tasks`), `llm_calls` and `llm_call_dimensions` read a date from
   its rollup (store.rollups) while the rollup matches the date's files, and compute the other dates
   from the `*_live` views (the same SQL, pinned to those dates' files); `tasks` adds the verdicts.
+  `llm_call_facts` and `llm_call_own_facts` are llm_call_dimensions' rows in fewer columns, for aggregates
+  (store.rollups.FACT_COLUMNS, OWN_FACT_COLUMNS).
 - `logs`, `metrics`: every log record and every metric data point. GenAI log events also feed
   `llm_messages`, whose messages fill the content of the `llm_calls` row they belong to.
 

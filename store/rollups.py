@@ -16,6 +16,8 @@ The catalog uses a date's rollup only when a rollup with the signature of the cu
 exists for both kinds; every other date (today, yesterday, dates that got late data, were
 compacted, repriced or cut by retention since) is computed live from its files. So a rollup
 is a cache that cannot change an answer.
+A third kind, `llm_call_facts` (FACTS), holds the llm_calls rollup's rows in the columns aggregates read, sorted
+for scanning; it is written from that rollup under the same name, so it is valid exactly when the other two are.
 Verdicts (outcomes), the success/failure values and budgets are applied on top of the rows
 (store.catalog's `tasks`), so a verdict posted at any time counts at once.
 
