@@ -4,8 +4,10 @@ Comes in: a store root and its config. Goes out: for every date D whose neighbou
 (D + 1 day is before today, so the writer no longer adds files there unless data arrives late) and
 whose rollup is missing or stale, the rows of `task_rows_live` and `llm_call_dimensions_live` that
 started on D, computed from the files of D-1..D+1 only and committed like every store file (temp
-file, fsync, rename). Stale rollups of D are deleted after the new one is in place. A rollup
-written while its inputs changed carries the old signature and is simply never used.
+file, fsync, rename), and the facts (store.rollups.FACTS) cut from the calls' rollup. A kind already
+written under the date's current signature is kept (a rollup of a version before the facts gets only
+those). Stale rollups of D are deleted after the new one is in place. A rollup written while its
+inputs changed carries the old signature and is simply never used.
 """
 
 from __future__ import annotations

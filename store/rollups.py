@@ -13,7 +13,7 @@ the assumption the windowed views make already). The signature hashes those file
 and modification times with the SQL of the views (so another version of vigil, or a config with
 another `task_span_pattern` or outcome `attribute_keys`, never reads a rollup it did not write).
 The catalog uses a date's rollup only when a rollup with the signature of the current listing
-exists for both kinds; every other date (today, yesterday, dates that got late data, were
+exists for every kind; every other date (today, yesterday, dates that got late data, were
 compacted, repriced or cut by retention since) is computed live from its files. So a rollup
 is a cache that cannot change an answer.
 A third kind, `llm_call_facts` (FACTS), holds the llm_calls rollup's rows in the columns aggregates read, sorted
@@ -210,7 +210,7 @@ def _signature(code: str, index: dict, day: date, stats: dict[str, str]) -> str:
 
 
 def valid_rollups(root: Path, code: str, listing: dict[str, list[str]]) -> dict[date, dict[str, Path]]:
-    """Date → {kind: file} for the dates whose rollups match the current listing (both kinds)."""
+    """Date → {kind: file} for the dates whose rollups match the current listing (every kind)."""
     found: dict[date, dict[str, set[str]]] = {}
     for kind in ALL_KINDS:
         for path in rollup_dir(root, kind).glob(f"date=*/{PREFIX}*.parquet"):
