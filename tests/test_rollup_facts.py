@@ -9,6 +9,7 @@ then its date is computed live.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 
 from bench.store_gen import build_store
 from store.catalog import connect, fetch
-from store.queries import load, run
+from store.queries import CALL_GROUPS, OWN_CALL_GROUPS, load, run
 from store.rollup_build import build_rollups
 from store.rollups import FACT_COLUMNS, FACTS, OWN_FACT_COLUMNS, rollup_dir
 from store.schema import OUTCOMES_SCHEMA
@@ -38,7 +39,7 @@ FROM llm_calls WHERE ($1::TIMESTAMPTZ IS NULL OR start_time >= $1::TIMESTAMPTZ)
 GROUP BY ALL ORDER BY calls DESC, model, operation
 """
 _SEPARATE_RATES = """
-SELECT coalesce(model, '?') AS "group", count(*) AS calls, count(*) FILTER (status = 'error') AS errors,
+SELECT {call_group} AS "group", count(*) AS calls, count(*) FILTER (status = 'error') AS errors,
        count(*) FILTER (status = 'error') / count(*) AS error_rate,
        quantile_cont(duration_ms, 0.5) AS p50_ms, quantile_cont(duration_ms, 0.9) AS p90_ms,
        quantile_cont(duration_ms, 0.99) AS p99_ms
@@ -76,15 +77,17 @@ def test_the_facts_are_the_calls_rows(rolled: Path) -> None:
 def test_list_form_percentiles_equal_one_quantile_each(rolled: Path, tmp_path: Path, name: str) -> None:
     plain = tmp_path / "plain"  # without rollups too: the facts' live side
     shutil.copytree(rolled, plain, ignore=shutil.ignore_patterns("rollups"))
+    groups = CALL_GROUPS if name == "llm_call_rates" else {"all": None}  # own facts or not (OWN_CALL_GROUPS)
     for root in (rolled, plain):
         con = connect(root)
-        for since in WINDOWS:
+        for since, group in itertools.product(WINDOWS, groups):
             params = {"since": since} if since else {}
-            got = run(con, name, **({"group": "model"} if name == "llm_call_rates" else {}), **params).to_pylist()
+            got = run(con, name, **({"group": group} if name == "llm_call_rates" else {}), **params).to_pylist()
             reference = _SEPARATE_LATENCY if name == "llm_latency_by_model" else _SEPARATE_RATES
-            expected = fetch(con, reference, [since]).to_pylist()
-            assert got == expected, (root.name, since)  # exactly: the same values interpolated the same way
+            expected = fetch(con, reference.replace("{call_group}", CALL_GROUPS[group]), [since]).to_pylist()
+            assert got == expected, (root.name, since, group)  # exactly: the same values interpolated the same way
             assert got and all(row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] for row in got)
+    assert OWN_CALL_GROUPS.issubset(CALL_GROUPS)
 
 
 def test_a_rollup_without_facts_is_live_until_they_are_added(rolled: Path, tmp_path: Path) -> None:
