@@ -14,6 +14,7 @@ Prints a table and the peak RSS; asserts nothing. See bench/README.md.
     uv run python -m bench.queries --fresh-files 8       # last day left un-compacted (8 files + 1% resent)
     uv run python -m bench.queries --rollups             # over a hard-linked copy with rollups built (store.rollups)
     uv run python -m bench.queries --rollups --memo      # ... and the live days kept in memory, as the dashboards do
+    uv run python -m bench.queries --rollups --processes # each query once in a new process, as a one-off CLI query
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import os
 import resource
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -63,14 +65,25 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="query a hard-linked copy of the store (in DIR-rollups/) with the rollups of its sealed dates built",
     )
+    parser.add_argument(
+        "--processes",
+        action="store_true",
+        help="instead: run each query once in a new process (interpreter start, imports, connect, query), as a "
+        "one-off CLI query pays it",
+    )
     args = parser.parse_args(argv)
     sizes = [args.base * int(s) for s in args.scales.split(",")] if args.scales else [args.calls]
     for calls in sizes:
         root = ensure_store(args.dir, calls, args.days, args.fresh_files, args.rebuild)
         root = with_rollups(root) if args.rollups else root
-        rows = time_queries(root, args.runs, [n for n in args.only.split(",") if n], args.threads, args.memo)
+        only = [n for n in args.only.split(",") if n]
         print(f"\n## {calls:,} LLM calls ({root})")
-        print_table(rows)
+        if args.processes:
+            rows = time_processes(root, only)
+            print_process_table(rows)
+        else:
+            rows = time_queries(root, args.runs, only, args.threads, args.memo)
+            print_table(rows)
         if args.json:
             for row in rows:
                 print(json.dumps({"calls": calls, **row}))
@@ -113,13 +126,19 @@ def _progress(done: int, total: int) -> None:
 
 
 def time_queries(root: Path, runs: int, only: list[str], threads: int | None = None, memo: bool = False) -> list[dict]:
+    return [
+        {"query": name, "window": window, **_time(root, name, params, runs, threads, memo)}
+        for name, window, params in _cases(root, only)
+    ]
+
+
+def _cases(root: Path, only: list[str]) -> list[tuple[str, str, dict]]:
+    """(query, window, parameters) for every query timed: all time, 7 d and 1 d where it takes $since, or a trace."""
     con = connect(root)
-    if threads:
-        con.execute(f"SET threads = {threads}")
     trace_id = con.execute("SELECT trace_id FROM spans_raw USING SAMPLE 1 ROWS").fetchall()[0][0]
     end = con.execute("SELECT max(start_time) FROM spans_raw").fetchall()[0][0]
     con.close()
-    rows = []
+    cases = []
     for name in only or names():
         sql = load(name)
         windows = ["trace"] if "$trace_id" in sql else (list(WINDOWS) if "$since" in sql else ["all"])
@@ -127,7 +146,40 @@ def time_queries(root: Path, runs: int, only: list[str], threads: int | None = N
             params = {"trace_id": trace_id} if window == "trace" else {}
             if WINDOWS.get(window):
                 params["since"] = end - WINDOWS[window]
-            rows.append({"query": name, "window": window, **_time(root, name, params, runs, threads, memo)})
+            cases.append((name, window, params))
+    return cases
+
+
+# One query in a new process, timed inside it (after the interpreter started) and from outside (all of it).
+_ONE_OFF = """
+import json, sys, time
+started = time.perf_counter()
+from datetime import datetime
+from pathlib import Path
+from store.catalog import connect
+from store.queries import run
+imported = time.perf_counter()
+con = connect(Path(sys.argv[1]))
+connected = time.perf_counter()
+params = {k: datetime.fromisoformat(v) if k == "since" else v for k, v in json.loads(sys.argv[3]).items()}
+rows = run(con, sys.argv[2], **params).num_rows
+done = time.perf_counter()
+print(json.dumps({"rows": rows, "import_ms": (imported - started) * 1000, "connect_ms": (connected - imported) * 1000,
+                  "query_ms": (done - connected) * 1000}))
+"""
+
+
+def time_processes(root: Path, only: list[str]) -> list[dict]:
+    rows = []
+    for name, window, params in _cases(root, only):
+        encoded = json.dumps({k: v.isoformat() if k == "since" else v for k, v in params.items()})
+        started = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", _ONE_OFF, str(root), name, encoded], capture_output=True, text=True, check=True
+        )
+        process_ms = (time.perf_counter() - started) * 1000
+        figures = json.loads(done.stdout.splitlines()[-1])  # the last line: DuckDB may print a progress bar first
+        rows.append({"query": name, "window": window, "process_ms": process_ms, **figures})
     return rows
 
 
@@ -159,6 +211,16 @@ def print_table(rows: list[dict]) -> None:
         print(
             f"| {r['query']:<30} | {r['window']:<6} | {r['rows']:>7} | {r['cold_ms']:>7.0f} | {r['warm_ms']:>7.0f} "
             f"| {r['warm_cpu_ms']:>11.0f} |"
+        )
+
+
+def print_process_table(rows: list[dict]) -> None:
+    print(f"| {'query':<30} | window |    rows | process ms | import ms | connect ms | query ms |")
+    print(f"|{'-' * 32}|--------|{'-' * 9}|------------|-----------|------------|----------|")
+    for r in rows:
+        print(
+            f"| {r['query']:<30} | {r['window']:<6} | {r['rows']:>7} | {r['process_ms']:>10.0f} "
+            f"| {r['import_ms']:>9.0f} | {r['connect_ms']:>10.0f} | {r['query_ms']:>8.0f} |"
         )
 
 

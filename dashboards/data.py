@@ -51,7 +51,10 @@ _FILTERED_VIEWS = {
     "tasks": "model",
     "llm_calls": "coalesce(request_model, response_model)",
     "llm_call_dimensions": "model",  # read by the llm_calls_in macro, which resolves names when called
+    "llm_call_facts": "model",
+    "llm_call_own_facts": "model",  # from llm_call_facts (_SOURCES): the own facts lack the filters' columns
 }
+_SOURCES = {"llm_call_own_facts": "llm_call_facts"}  # the same rows, in more columns
 # DuckDB variable → SQL expression it is compared with (model: per view, above), in Filters' order.
 _VARIABLES = {
     "vigil_service": "service_name",
@@ -199,7 +202,7 @@ def _connection(store: Store) -> tuple[duckdb.DuckDBPyConnection, threading.Lock
             column = expression or model
             tests.append(f"(getvariable('{variable}') IS NULL OR {column} = getvariable('{variable}'))")
         con.execute(
-            f'CREATE OR REPLACE VIEW filtered.{view} AS SELECT * FROM "{database}".main.{view} '
+            f'CREATE OR REPLACE VIEW filtered.{view} AS SELECT * FROM "{database}".main.{_SOURCES.get(view, view)} '
             f"WHERE {' AND '.join(tests)}"
         )
     logger.info("connected root=%s tables=%s", store.root, ",".join(store.tables))

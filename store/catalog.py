@@ -31,6 +31,8 @@ process gets its own) and defines:
 - `task_rows` (the per-task part of `tasks`), `llm_calls` and `llm_call_dimensions` read a date from
   its rollup (store.rollups) while the rollup matches the date's files, and compute the other dates
   from the `*_live` views (the same SQL, pinned to those dates' files); `tasks` adds the verdicts.
+  `llm_call_facts` and `llm_call_own_facts` are llm_call_dimensions' rows in fewer columns, for aggregates
+  (store.rollups.FACT_COLUMNS, OWN_FACT_COLUMNS).
 - `logs`, `metrics`: every log record and every metric data point. GenAI log events also feed
   `llm_messages`, whose messages fill the content of the `llm_calls` row they belong to.
 
@@ -101,10 +103,7 @@ CREATE OR REPLACE VIEW llm_calls{live} AS
 -- not NOT MATERIALIZED: DuckDB 2.0.1 then counts deduped rows twice
 WITH calls AS (SELECT * FROM llm_calls_unique{live}),
 kept AS (
-    SELECT * FROM calls c
-    WHERE NOT EXISTS (
-        SELECT 1 FROM calls child WHERE child.trace_id = c.trace_id AND child.parent_span_id = c.span_id
-    )
+    {kept}
 ),
 prompted AS (
     SELECT trace_id, span_id, prompt_name, prompt_version FROM calls
@@ -186,6 +185,16 @@ FROM named c
 LEFT JOIN environments env ON env.trace_id = c.trace_id
 LEFT JOIN event_content e ON e.trace_id = c.trace_id AND e.span_id = c.span_id
 """
+
+# The calls kept (no LLM call below them), as they are: `llm_calls_kept_live` serves the columns that a call's own span
+# gives (store.rollups' llm_call_own_facts), without the joins that fill in the rest.
+_KEPT = """SELECT * FROM calls c
+    WHERE NOT EXISTS (
+        SELECT 1 FROM calls child WHERE child.trace_id = c.trace_id AND child.parent_span_id = c.span_id
+    )"""
+_KEPT_LIVE = (
+    f"CREATE OR REPLACE VIEW llm_calls_kept{_LIVE} AS WITH calls AS (SELECT * FROM llm_calls_unique{_LIVE}) {_KEPT}"
+)
 
 # LLM calls with the columns the store.queries.CALL_GROUPS expressions read (`model`, the task's `name`), so
 # call-level metrics group by the same names as task-level ones; `llm_calls_in` is one side of a comparison
@@ -464,7 +473,8 @@ def refresh(con: duckdb.DuckDBPyConnection, root: Path, config: Config | None = 
         folder = table_dir(root, table)
         empty = f"_empty_{table}"
         # A table, not a registered Arrow object: cursors (other threads' connections) must see it too.
-        con.register("_schema", pa.table({f.name: pa.array([], f.type) for f in schema}))
+        # (from_batches: pa.table / pa.array import pandas, 0.2 s of every process's first connect)
+        con.register("_schema", pa.Table.from_batches([], schema=schema))
         con.execute(f"CREATE OR REPLACE TABLE {empty} AS SELECT * FROM _schema")
         con.unregister("_schema")
         if delta:  # store.delta registers `_delta_<table>` (the newest snapshot) before every query
@@ -510,7 +520,7 @@ def _define_scans(con: duckdb.DuckDBPyConnection, table: str, source: str, live:
 def live_views(config: Config) -> list[str]:
     """The SQL of the views store.rollups materializes (and hashes into every rollup's signature)."""
     return [
-        _LLM_CALLS.format(environment=ENVIRONMENT.format(r=""), live=_LIVE),
+        _LLM_CALLS.format(environment=ENVIRONMENT.format(r=""), live=_LIVE, kept=_KEPT),
         _LLM_CALL_DIMENSIONS.format(live=_LIVE),
         _TASK_ROWS.format(
             live=_LIVE,
@@ -526,10 +536,12 @@ def _define_derived(con: duckdb.DuckDBPyConnection, config: Config) -> None:
     live = live_views(config)
     for sql in live:
         con.execute(sql)
+    con.execute(_KEPT_LIVE)
     rollups.define_views(con, "\n".join(live))
     con.execute(_LLM_CALLS_IN)
     con.execute(_DRIFT_TERMS)
     con.execute(_tasks_sql(config))
+    rollups.bind_live(con)  # last: the views above bound over empty live rows, which is quicker
 
 
 def set_window(con: duckdb.DuckDBPyConnection, since: datetime | None, until: datetime | None) -> None:

@@ -6,6 +6,7 @@ formatted in is the grouping expression, and only from a fixed table, never from
 `{group}` in a task-level query (over `tasks`) takes it from `GROUPS`, `{call_group}` in a
 call-level query (over `llm_call_dimensions` or its `llm_calls_in` macro) from `CALL_GROUPS`;
 both are chosen by `run(..., group=NAME)`. A name in both tables groups by the same dimension.
+`{call_facts}` names the view of calls' facts that group needs (OWN_CALL_GROUPS).
 """
 
 from __future__ import annotations
@@ -74,6 +75,12 @@ CALL_GROUPS = {
 }
 
 
+# The call groups whose expression reads only columns a call's own span gives (store.rollups.OWN_FACT_COLUMNS): a
+# query over `{call_facts}` grouped by one reads llm_call_own_facts (its live dates need none of llm_calls' joins),
+# by any other llm_call_facts.
+OWN_CALL_GROUPS = frozenset({"all", "service", "provider", "operation", "day", "week"})
+
+
 def is_windowed(sql: str) -> bool:
     """Whether the query uses $since/$until only as the canonical window (comments aside)."""
     code = re.sub(r"--[^\n]*", "", sql)
@@ -87,6 +94,7 @@ def run(con: duckdb.DuckDBPyConnection, name: str, group: str = "all", **params:
             if group not in groups:
                 raise KeyError(f"query {name} cannot group by {group!r}; choose one of {', '.join(groups)}")
             sql = sql.replace(placeholder, groups[group])
+    sql = sql.replace("{call_facts}", "llm_call_own_facts" if group in OWN_CALL_GROUPS else "llm_call_facts")
     if group not in GROUPS and group not in CALL_GROUPS:
         raise KeyError(f"cannot group by {group!r}; choose one of {', '.join(GROUPS | CALL_GROUPS)}")
     # Every parameter the SQL names is bound; one not given is NULL (an open end, "all").
