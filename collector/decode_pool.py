@@ -128,6 +128,11 @@ class DecodePool:
             future.result()
         return executor
 
+    @property
+    def broken(self) -> bool:
+        """A worker died: the executor fails every call (ProcessPoolExecutor's own flag)."""
+        return self._executor is not None and bool(getattr(self._executor, "_broken", True))
+
     def restart(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
