@@ -70,6 +70,7 @@ class Pipeline:
         self.pricer = pricer
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # notified when queue or buffer bytes go down
         self._queued_bytes = 0
         self._buffers: dict[str, list[pa.Table]] = {}
         self._buffered_rows: dict[str, int] = {}
@@ -86,14 +87,30 @@ class Pipeline:
         queued = self._queued_bytes
         return self._buffer_has_room() and (not queued or queued + nbytes <= self.max_queue_bytes)
 
-    def reserve(self, nbytes: int) -> bool:
-        """Claim room for a request about to be logged; False means 'overloaded, retry later'."""
-        with self._lock:
-            # One request is always admitted on an empty queue, so no size can starve forever.
-            if self._queued_bytes and self._queued_bytes + nbytes > self.max_queue_bytes:
-                return False
-            if not self._buffer_has_room():
-                return False
+    def wait_for_room(self, nbytes: int, timeout_s: float) -> bool:
+        """`has_room(nbytes)`, waiting up to `timeout_s` for it (a hint, like has_room)."""
+        if self.has_room(nbytes):
+            return True
+        deadline = time.monotonic() + timeout_s
+        with self._room:
+            while not self.has_room(nbytes):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._room.wait(left)
+        return True
+
+    def reserve(self, nbytes: int, wait_s: float = 0.0) -> bool:
+        """Claim room for a request about to be logged, waiting up to `wait_s` for it; False means
+        'overloaded, retry later'. Waiting briefly is cheaper than a refusal at full load: room comes
+        back with every decoded request, and a refused sender resends the whole body."""
+        deadline = time.monotonic() + wait_s
+        with self._room:
+            while not self.has_room(nbytes):  # an empty queue admits one request of any size
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._room.wait(left)
             self._queued_bytes += nbytes
         self.counters.add(queue_bytes=nbytes)
         return True
@@ -110,8 +127,9 @@ class Pipeline:
         return self._buffered_bytes < self.max_buffer_bytes
 
     def release(self, nbytes: int) -> None:
-        with self._lock:
+        with self._room:
             self._queued_bytes -= nbytes
+            self._room.notify()  # one waiting request per request's room
         self.counters.add(queue_bytes=-nbytes)
 
     def submit(self, seq: int, kind: int, payload: bytes) -> None:
@@ -277,6 +295,8 @@ class Pipeline:
             return
         self._buffered_seq = 0
         self._flush_failed = False
+        with self._room:
+            self._room.notify_all()
         self.counters.set(buffered_bytes=self._buffered_bytes)
         memory.trim()  # the flushed tables' heap pages, back to the kernel
         elapsed = (time.perf_counter() - started) * 1000
