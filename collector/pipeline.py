@@ -22,7 +22,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FuturesTimeout
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -139,12 +140,7 @@ class Pipeline:
         thread gets to it: that thread stops taking requests while it writes Parquet (~0.1 s per
         flush at full load), which left the workers idle ~15% of the time. Results are still taken
         in log order, and the queue's byte limit still bounds what is decoding or decoded."""
-        future = None
-        if self._pool.workers and kind in SIGNALS:
-            try:
-                future = self._pool.submit(kind, payload, time.time_ns())
-            except Exception:  # noqa: BLE001 - a broken pool: the pipeline thread submits it again
-                future = None
+        future = self._pool.submit(kind, payload, time.time_ns()) if self._pool.workers and kind in SIGNALS else None
         self._queue.put((seq, kind, payload, len(payload), future))
 
     def replay(self, records: Iterable[WalRecord]) -> int:
@@ -235,14 +231,18 @@ class Pipeline:
             self._buffered_seq = max(self._buffered_seq, seq)
 
     def _result(self, future: Future, kind: int, payload: bytes) -> dict[str, bytearray]:
-        try:
-            return future.result()
-        except BrokenProcessPool:
-            # A worker died (killed, out of memory): start new ones and decode this one here.
-            if self._pool.broken:  # once per death, not once per request that was in flight
-                logger.error("decode worker died; restarting the pool")
-                self._pool.restart()
-            return decode_payload(kind, payload, time.time_ns(), self.pricer)
+        while future.done() or not self._pool.orphaned(future):
+            try:
+                return future.result(timeout=0.5)
+            except FuturesTimeout:
+                continue  # a long decode, or a death not noticed yet
+            except (BrokenProcessPool, CancelledError):  # cancelled: queued in a pool a restart replaced
+                break
+        # A worker died (killed, out of memory): start new ones and decode this one here.
+        if self._pool.broken:  # once per death, not once per request that was in flight
+            logger.error("decode worker died; restarting the pool")
+            self._pool.restart()
+        return decode_payload(kind, payload, time.time_ns(), self.pricer)
 
     def _quarantine(self, seq: int, kind: int, payload: bytes) -> Path:
         """Keep the bytes of a request the decoder failed on (the checkpoint will pass it)."""
