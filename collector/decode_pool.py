@@ -16,7 +16,9 @@ import os
 import signal
 import threading
 import time
+import weakref
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -112,6 +114,8 @@ class DecodePool:
         # In this process too: its first `pa.array` imports pandas (about a second holding the
         # GIL), which would otherwise stall the Export handlers at the first flush under load.
         _ready()
+        self._generation = 0  # which executor a future came from: a restart replaces it
+        self._generations: weakref.WeakKeyDictionary[Future, int] = weakref.WeakKeyDictionary()
         self._executor = self._start() if workers > 0 else None
 
     def _start(self) -> ProcessPoolExecutor:
@@ -128,15 +132,41 @@ class DecodePool:
             future.result()
         return executor
 
+    @property
+    def broken(self) -> bool:
+        """A worker died: ProcessPoolExecutor's own flag, or a worker process that is gone (killed while
+        it wrote a result, it leaves the executor waiting for the rest of it for ever)."""
+        executor = self._executor
+        if executor is None:
+            return False
+        if getattr(executor, "_broken", False):
+            return True
+        processes = dict(getattr(executor, "_processes", None) or {})  # a copy: the executor's thread edits it
+        return any(not process.is_alive() for process in processes.values())
+
+    def orphaned(self, future: Future) -> bool:
+        """Can `future` no longer finish? Its pool is broken or was replaced since. (A submit racing
+        with a worker's death can leave a future that ProcessPoolExecutor never completes.)"""
+        return self.broken or self._generations.get(future, self._generation) != self._generation
+
     def restart(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
+            self._generation += 1
             self._executor = self._start()
 
     def submit(self, kind: int, payload: bytes, received_at_ns: int) -> Future[dict[str, bytearray]]:
-        if self._executor is not None:
-            return self._executor.submit(decode_payload, kind, payload, received_at_ns)
+        """Never raises for a dead worker: the future fails with BrokenProcessPool instead, and
+        whoever collects it restarts the pool (`broken`, `restart`) and decodes it itself."""
         future: Future[dict[str, bytearray]] = Future()
+        if self._executor is not None:
+            generation = self._generation
+            try:
+                future = self._executor.submit(decode_payload, kind, payload, received_at_ns)
+            except (BrokenProcessPool, RuntimeError) as exc:  # dead, or shut down by a restart under way
+                future.set_exception(BrokenProcessPool(str(exc)))
+            self._generations[future] = generation
+            return future
         try:
             future.set_result(decode_payload(kind, payload, received_at_ns, self.pricer))
         except Exception as exc:  # noqa: BLE001 - handed to the caller like a worker's error

@@ -25,7 +25,7 @@ from google.protobuf.message import DecodeError, Message
 
 from collector.auth import Unauthenticated
 from collector.otlp_json import decode_json, encode_json
-from collector.service import RETRY_AFTER_S, Ingest, Overloaded, google_status, status_for
+from collector.service import ADMIT_WAIT_S, RETRY_AFTER_S, Ingest, Overloaded, google_status, status_for
 from collector.signals import SIGNALS
 from store.outcomes import verdict_row
 
@@ -218,7 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Refuse an Export the queue could not take before reading its body into memory (the
         handler checks again, exactly, once it has the request)."""
         length = self.headers.get("Content-Length", "")
-        if length.isdigit() and not self.ingest.pipeline.has_room(int(length)):
+        if length.isdigit() and not self.ingest.pipeline.wait_for_room(int(length), ADMIT_WAIT_S):
             self._discard_body()  # read in 64 KiB pieces and dropped, so the client gets our answer
             raise Overloaded(self.ingest.pipeline.why_full())
 

@@ -8,10 +8,13 @@ Measured with 10 KiB spans under overload (`bench.ingest --content-bytes 10240`)
 main process to 780-830 MB RSS while the buffers themselves held well under 200 MB.
 
 `limit_retention()` (once per process, before its threads start) caps the arenas, lowers the trim
-threshold and puts Arrow on jemalloc with no decay (or the system allocator); `trim()` (after each
-flush) hands freed heap pages back to the kernel. The mmap threshold is left to glibc: fixing it at
-256 KiB (every request body mapped and faulted in anew) cost 9-13% of ingest throughput at 1 KiB
-spans and kept no more memory back at 10 KiB (PSS 492 vs 475-486 MB under overload, bench.ingest).
+threshold, fixes the mmap threshold at 4 MiB and puts Arrow on jemalloc with a short decay (or the
+system allocator); `trim()` (after each flush) hands freed heap pages back to the kernel.
+The mmap threshold: setting M_TRIM_THRESHOLD turns glibc's dynamic mmap threshold off (mallopt(3)),
+which left it at 128 KiB, so every request body, IPC result and pickle (0.8-1.3 MB at 1 KiB spans)
+was mapped and page-faulted in afresh: ~5 µs of kernel time per span in the main process alone.
+At 4 MiB those come from the (capped, trimmed) arenas; 10 KiB spans' 5 MB bodies are still mapped.
+Fixing it at 256 KiB instead cost 9-13% of throughput (bench/README.md).
 `without_pandas()` is for processes that only run the collector (decode workers, `vigil collector`).
 """
 
@@ -26,9 +29,13 @@ import pyarrow as pa
 
 logger = logging.getLogger(__name__)
 
-_M_TRIM_THRESHOLD, _M_ARENA_MAX = -1, -8
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 TRIM_THRESHOLD = 4 << 20
+MMAP_THRESHOLD = 4 << 20
 ARENA_MAX = 2
+# Arrow's freed pages go back to the kernel within this time: at 0 every decode's buffers were
+# faulted in afresh (~2-3 µs of kernel time per span in each decode worker).
+JEMALLOC_DECAY_MS = 250
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -49,14 +56,15 @@ def limit_retention() -> None:
     """Make this process return freed memory to the kernel (call before starting threads)."""
     if _LIBC is not None:
         _LIBC.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+        _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
         _LIBC.mallopt(_M_ARENA_MAX, ARENA_MAX)
     else:
         logger.info("not glibc: allocator limits not set, RSS may run above the ingest budget")
-    # jemalloc with no decay gives freed pages back at once; the system allocator with a fixed
+    # jemalloc with a short decay gives freed pages back soon; the system allocator with a fixed
     # mmap threshold cost ~35% more decode CPU (every growing Arrow buffer page-faulted anew).
     if "jemalloc" in pa.supported_memory_backends():
         pa.set_memory_pool(pa.jemalloc_memory_pool())
-        pa.jemalloc_set_decay_ms(0)
+        pa.jemalloc_set_decay_ms(JEMALLOC_DECAY_MS)
     else:
         pa.set_memory_pool(pa.system_memory_pool())
 

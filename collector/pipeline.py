@@ -22,7 +22,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
+from concurrent.futures import TimeoutError as FuturesTimeout
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -70,6 +71,7 @@ class Pipeline:
         self.pricer = pricer
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # notified when queue or buffer bytes go down
         self._queued_bytes = 0
         self._buffers: dict[str, list[pa.Table]] = {}
         self._buffered_rows: dict[str, int] = {}
@@ -86,14 +88,30 @@ class Pipeline:
         queued = self._queued_bytes
         return self._buffer_has_room() and (not queued or queued + nbytes <= self.max_queue_bytes)
 
-    def reserve(self, nbytes: int) -> bool:
-        """Claim room for a request about to be logged; False means 'overloaded, retry later'."""
-        with self._lock:
-            # One request is always admitted on an empty queue, so no size can starve forever.
-            if self._queued_bytes and self._queued_bytes + nbytes > self.max_queue_bytes:
-                return False
-            if not self._buffer_has_room():
-                return False
+    def wait_for_room(self, nbytes: int, timeout_s: float) -> bool:
+        """`has_room(nbytes)`, waiting up to `timeout_s` for it (a hint, like has_room)."""
+        if self.has_room(nbytes):
+            return True
+        deadline = time.monotonic() + timeout_s
+        with self._room:
+            while not self.has_room(nbytes):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._room.wait(left)
+        return True
+
+    def reserve(self, nbytes: int, wait_s: float = 0.0) -> bool:
+        """Claim room for a request about to be logged, waiting up to `wait_s` for it; False means
+        'overloaded, retry later'. Waiting briefly is cheaper than a refusal at full load: room comes
+        back with every decoded request, and a refused sender resends the whole body."""
+        deadline = time.monotonic() + wait_s
+        with self._room:
+            while not self.has_room(nbytes):  # an empty queue admits one request of any size
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._room.wait(left)
             self._queued_bytes += nbytes
         self.counters.add(queue_bytes=nbytes)
         return True
@@ -110,19 +128,26 @@ class Pipeline:
         return self._buffered_bytes < self.max_buffer_bytes
 
     def release(self, nbytes: int) -> None:
-        with self._lock:
+        with self._room:
             self._queued_bytes -= nbytes
+            self._room.notify()  # one waiting request per request's room
         self.counters.add(queue_bytes=-nbytes)
 
     def submit(self, seq: int, kind: int, payload: bytes) -> None:
-        """Queue a logged request (its bytes, as in the WAL); `reserve(len(payload))` came first."""
-        self._queue.put((seq, kind, payload, len(payload)))
+        """Queue a logged request (its bytes, as in the WAL); `reserve(len(payload))` came first.
+
+        With decode workers its decode starts here, on the WAL's thread, not when the pipeline
+        thread gets to it: that thread stops taking requests while it writes Parquet (~0.1 s per
+        flush at full load), which left the workers idle ~15% of the time. Results are still taken
+        in log order, and the queue's byte limit still bounds what is decoding or decoded."""
+        future = self._pool.submit(kind, payload, time.time_ns()) if self._pool.workers and kind in SIGNALS else None
+        self._queue.put((seq, kind, payload, len(payload), future))
 
     def replay(self, records: Iterable[WalRecord]) -> int:
         """Decode and write WAL records left over from the last run, before serving."""
         count = 0
         for record in records:
-            self._start_decode(record.seq, record.kind, record.payload, 0)
+            self._start_decode(record.seq, record.kind, record.payload, 0, None)
             self._collect(block=len(self._in_flight) >= self._max_in_flight)
             if self._buffers_full():  # a long log is written as it goes, not gathered in memory
                 self._flush()
@@ -168,15 +193,20 @@ class Pipeline:
                 deadline = time.monotonic() + self.flush_interval_s
 
     def _buffers_full(self) -> bool:
+        # Flushing at three quarters of the limit `reserve` refuses at: a flush that started at the
+        # limit itself refused every Export while it ran (~0.1 s in every 0.7 s at full load), and
+        # the senders' retries cost more CPU than the requests they resent.
         full_rows = any(rows >= self.flush_max_rows for rows in self._buffered_rows.values())
-        return full_rows or self._buffered_bytes >= self.max_buffer_bytes
+        return full_rows or self._buffered_bytes >= self.max_buffer_bytes * 3 // 4
 
-    def _start_decode(self, seq: int, kind: int, payload: bytes, nbytes: int) -> None:
+    def _start_decode(self, seq: int, kind: int, payload: bytes, nbytes: int, future: Future | None) -> None:
         if kind not in SIGNALS:
             logger.error("wal record of unknown kind=%d seq=%d: skipped", kind, seq)
             self.release(nbytes)
             return
-        self._in_flight.append((seq, nbytes, self._pool.submit(kind, payload, time.time_ns()), kind, payload))
+        if future is None:
+            future = self._pool.submit(kind, payload, time.time_ns())
+        self._in_flight.append((seq, nbytes, future, kind, payload))
 
     def _collect(self, block: bool = False) -> None:
         """Take finished decodes in WAL order (so the checkpoint never passes an unwritten record)."""
@@ -201,13 +231,18 @@ class Pipeline:
             self._buffered_seq = max(self._buffered_seq, seq)
 
     def _result(self, future: Future, kind: int, payload: bytes) -> dict[str, bytearray]:
-        try:
-            return future.result()
-        except BrokenProcessPool:
-            # A worker died (killed, out of memory): start new ones and decode this one here.
+        while future.done() or not self._pool.orphaned(future):
+            try:
+                return future.result(timeout=0.5)
+            except FuturesTimeout:
+                continue  # a long decode, or a death not noticed yet
+            except (BrokenProcessPool, CancelledError):  # cancelled: queued in a pool a restart replaced
+                break
+        # A worker died (killed, out of memory): start new ones and decode this one here.
+        if self._pool.broken:  # once per death, not once per request that was in flight
             logger.error("decode worker died; restarting the pool")
             self._pool.restart()
-            return decode_payload(kind, payload, time.time_ns(), self.pricer)
+        return decode_payload(kind, payload, time.time_ns(), self.pricer)
 
     def _quarantine(self, seq: int, kind: int, payload: bytes) -> Path:
         """Keep the bytes of a request the decoder failed on (the checkpoint will pass it)."""
@@ -260,6 +295,8 @@ class Pipeline:
             return
         self._buffered_seq = 0
         self._flush_failed = False
+        with self._room:
+            self._room.notify_all()
         self.counters.set(buffered_bytes=self._buffered_bytes)
         memory.trim()  # the flushed tables' heap pages, back to the kernel
         elapsed = (time.perf_counter() - started) * 1000

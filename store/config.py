@@ -41,8 +41,8 @@ class CollectorConfig:
     flush_interval_s: float = 1.0
     # Rows per table that trigger an early flush.
     flush_max_rows: int = 50_000
-    # Decoded rows (Arrow MiB, all tables) that trigger an early flush; while a failing flush keeps
-    # this much in memory, Export answers RESOURCE_EXHAUSTED.
+    # Decoded rows (Arrow MiB, all tables): an early flush starts at three quarters of it; while a
+    # failing flush keeps this much in memory, Export answers RESOURCE_EXHAUSTED.
     flush_max_mib: int = 24
     # fsync the write-ahead log before acknowledging; off only for benchmarks.
     wal_fsync: bool = True

@@ -112,8 +112,40 @@ def to_messages(value: Any, default_role: str) -> list[dict[str, Any]] | None:
         parsed = [parsed]
     if not isinstance(parsed, list):
         return None
+    if isinstance(value, str) and _canonical(parsed):  # freshly parsed, as to_message would build it
+        return parsed or None
     messages = [m for m in (to_message(item, default_role) for item in parsed) if m is not None]
     return messages or None
+
+
+# Key orders to_message builds; a message in one of them, with text parts only, comes out as it went in.
+_MESSAGE_KEYS = frozenset(
+    {
+        ("role", "parts"),
+        ("role", "parts", "finish_reason"),
+        ("role", "parts", "name"),
+        ("role", "parts", "name", "finish_reason"),
+    }
+)
+_TEXT_PART_KEYS = ("type", "content")
+
+
+def _canonical(messages: list) -> bool:
+    """Already in the GenAI shape to_message makes: roles, names and finish reasons non-empty and
+    stripped, every part exactly `{"type": "text", "content": str}`. (OTel GenAI senders send this.)"""
+    for message in messages:
+        if type(message) is not dict or tuple(message) not in _MESSAGE_KEYS or type(message["parts"]) is not list:
+            return False
+        for key in ("role", "name", "finish_reason"):
+            value = message.get(key, "x")
+            if type(value) is not str or not value or value.strip() != value:
+                return False
+        for part in message["parts"]:
+            if type(part) is not dict or tuple(part) != _TEXT_PART_KEYS or part["type"] != "text":
+                return False
+            if type(part["content"]) is not str:
+                return False
+    return True
 
 
 def tool_definition(tool: Any) -> Any:
