@@ -251,7 +251,7 @@ WITH calls AS (
                coalesce(request_model, response_model),
                [coalesce(total_tokens, input_tokens, 0), -epoch_ns(start_time)]
            ) AS model
-    FROM llm_calls{live} GROUP BY trace_id
+    FROM llm_calls_kept{live} GROUP BY trace_id  -- the kept calls' own columns: none of llm_calls' joins
 ),
 tools AS (
     SELECT trace_id, count(*) AS tool_calls FROM spans{live} WHERE genai_kind = 'tool' GROUP BY trace_id
@@ -557,6 +557,7 @@ def live_views(config: Config) -> list[str]:
     return [
         _LLM_CALLS.format(environment=ENVIRONMENT.format(r=""), live=_LIVE, kept=_KEPT),
         _LLM_CALL_DIMENSIONS.format(live=_LIVE),
+        _KEPT_LIVE,
         _TASK_ROWS.format(
             live=_LIVE,
             environment=ENVIRONMENT.format(r="s."),
@@ -571,7 +572,6 @@ def _define_derived(con: duckdb.DuckDBPyConnection, config: Config) -> None:
     live = live_views(config)
     for sql in live:
         con.execute(sql)
-    con.execute(_KEPT_LIVE)
     rollups.define_views(con, "\n".join(live))
     con.execute(_LLM_CALLS_IN)
     con.execute(_DRIFT_TERMS)
