@@ -251,7 +251,7 @@ WITH calls AS (
                coalesce(request_model, response_model),
                [coalesce(total_tokens, input_tokens, 0), -epoch_ns(start_time)]
            ) AS model
-    FROM llm_calls{live} GROUP BY trace_id
+    FROM llm_calls_kept{live} GROUP BY trace_id  -- the kept calls' own columns: none of llm_calls' joins
 ),
 tools AS (
     SELECT trace_id, count(*) AS tool_calls FROM spans{live} WHERE genai_kind = 'tool' GROUP BY trace_id
@@ -469,6 +469,7 @@ def connect(root: str | Path, config: Config | None = None) -> duckdb.DuckDBPyCo
 def refresh(con: duckdb.DuckDBPyConnection, root: Path, config: Config | None = None) -> None:
     config = config or Config()
     delta = con.execute("SELECT getvariable('vigil_delta')").fetchall()[0][0]
+    sources: dict[str, str] = {}
     for table, schema in TABLES.items():
         folder = table_dir(root, table)
         empty = f"_empty_{table}"
@@ -491,16 +492,50 @@ def refresh(con: duckdb.DuckDBPyConnection, root: Path, config: Config | None = 
                 f"UNION ALL BY NAME SELECT *, NULL::DATE AS date, NULL::VARCHAR AS filename FROM {empty})"
             )
         else:
-            source = f"(SELECT *, NULL::DATE AS date, NULL::VARCHAR AS filename FROM {empty})"
+            source = _EMPTY_SOURCE.format(table=table)
         con.execute(f"CREATE OR REPLACE VIEW {table}_raw AS SELECT * EXCLUDE (filename) FROM {source}")
-        _define_scans(con, table, source, "")
-        if table in WINDOWED_TABLES:
-            _define_scans(con, table, source, _LIVE)
+        # in the schema's column order, which the empty tables have (a file written before a column was added has it
+        # last); columns no longer in the schema follow
+        names = ", ".join(f'"{name}"' for name in (*schema.names, "date", "filename"))
+        sources[table] = f"(SELECT {names}, * EXCLUDE ({names}) FROM {source})"
+    # Creating a view binds everything below it, down to every file's footer (about 20 file scans under the live
+    # task rows alone): the views above the scans bind over the empty tables first, and the scans read the files
+    # last. A store whose files give other columns than the schema (written by another version) binds as before.
+    empty = {table: _EMPTY_SOURCE.format(table=table) for table in TABLES}
+    _define_stack(con, empty, config)
+    bound = _scan_columns(con)
+    _define_all_scans(con, sources)
+    if _scan_columns(con) != bound:
+        _define_stack(con, sources, config)
+
+
+# A table's rows when it has no files: its typed empty table with the columns the file scans add.
+_EMPTY_SOURCE = "(SELECT *, NULL::DATE AS date, NULL::VARCHAR AS filename FROM _empty_{table})"
+
+
+def _define_stack(con: duckdb.DuckDBPyConnection, sources: dict[str, str], config: Config) -> None:
+    """The scans over `sources`, the deduped views over them and every view derived from those."""
+    _define_all_scans(con, sources)
     for table in ROW_KEYS:
         for live in ("", _LIVE) if table in WINDOWED_TABLES else ("",):
             con.execute(f"RESET VARIABLE vigil_has_fresh_{table}{live}")
             _define_unique(con, table, fresh=True, live=live)  # right for any listing; pin_files narrows it
     _define_derived(con, config)
+
+
+def _define_all_scans(con: duckdb.DuckDBPyConnection, sources: dict[str, str]) -> None:
+    for table, source in sources.items():
+        _define_scans(con, table, source, "")
+        if table in WINDOWED_TABLES:
+            _define_scans(con, table, source, _LIVE)
+
+
+def _scan_columns(con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    """The columns the scan views were bound with (read from the catalog: binds nothing)."""
+    return con.execute(
+        "SELECT table_name, column_index, column_name, data_type FROM duckdb_columns() "
+        "WHERE schema_name = 'main' AND regexp_matches(table_name, '_(compacted|fresh|scan)$') ORDER BY ALL"
+    ).fetchall()
 
 
 def _define_scans(con: duckdb.DuckDBPyConnection, table: str, source: str, live: str) -> None:
@@ -522,6 +557,7 @@ def live_views(config: Config) -> list[str]:
     return [
         _LLM_CALLS.format(environment=ENVIRONMENT.format(r=""), live=_LIVE, kept=_KEPT),
         _LLM_CALL_DIMENSIONS.format(live=_LIVE),
+        _KEPT_LIVE,
         _TASK_ROWS.format(
             live=_LIVE,
             environment=ENVIRONMENT.format(r="s."),
@@ -536,7 +572,6 @@ def _define_derived(con: duckdb.DuckDBPyConnection, config: Config) -> None:
     live = live_views(config)
     for sql in live:
         con.execute(sql)
-    con.execute(_KEPT_LIVE)
     rollups.define_views(con, "\n".join(live))
     con.execute(_LLM_CALLS_IN)
     con.execute(_DRIFT_TERMS)

@@ -17,8 +17,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from store.quality.refusal import compile_rules
-
 ENV_PREFIX = "VIGIL"
 _TYPE_NAMES = {int: "whole number", float: "number", bool: "boolean (true/false)", str: "string"}
 
@@ -316,6 +314,10 @@ class Config:
 
 
 def _validate_quality(quality: QualityConfig) -> None:
+    if quality == QualityConfig():  # the defaults compile (tests.test_config): a query need not import the rule tables
+        return
+    from store.quality.refusal import compile_rules  # lazily: the rule tables cost every process ~40 ms to import
+
     try:
         compile_rules(quality.refusal_rule_sets, quality.disabled_rules, quality.hedging)
     except ValueError as exc:

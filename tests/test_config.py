@@ -92,3 +92,16 @@ def test_ages_mean_the_same_in_config_and_on_the_command_line() -> None:
             parse_duration(bad, "x")
         with pytest.raises(ConfigError, match=f"--since '{bad}': use an age like 7d"):
             parse_when(bad, now, "--since")
+
+
+def test_the_default_quality_rules_compile_and_bad_ones_still_fail(tmp_path: Path) -> None:
+    """load_config skips compiling the default rules (a query then never imports the rule tables): they must compile."""
+    from store.config import QualityConfig
+    from store.quality.refusal import compile_rules
+
+    defaults = QualityConfig()
+    assert compile_rules(defaults.refusal_rule_sets, defaults.disabled_rules, defaults.hedging)
+    path = tmp_path / "vigil.toml"
+    path.write_text('[quality]\ndisabled_rules = ["en.no_such_rule@1"]\n')
+    with pytest.raises(ConfigError, match=r"\[quality\]"):
+        load_config(path, env={})
