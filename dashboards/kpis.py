@@ -27,7 +27,7 @@ class Kpi:
 
     @property
     def delta_arrow(self) -> Literal["auto", "off"]:
-        """No arrow for a change that rounds to nothing ("+0.0 pp" is not a rise)."""
+        """No arrow (and no colour) for a change that rounds to nothing: "0.0 pp" is neither a rise nor a fall."""
         return "off" if self.delta is not None and not self.delta.strip("0.%p ") else "auto"
 
 
