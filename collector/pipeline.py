@@ -92,26 +92,16 @@ class Pipeline:
         """`has_room(nbytes)`, waiting up to `timeout_s` for it (a hint, like has_room)."""
         if self.has_room(nbytes):
             return True
-        deadline = time.monotonic() + timeout_s
         with self._room:
-            while not self.has_room(nbytes):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._room.wait(left)
-        return True
+            return self._room.wait_for(lambda: self.has_room(nbytes), timeout_s)
 
     def reserve(self, nbytes: int, wait_s: float = 0.0) -> bool:
         """Claim room for a request about to be logged, waiting up to `wait_s` for it; False means
         'overloaded, retry later'. Waiting briefly is cheaper than a refusal at full load: room comes
         back with every decoded request, and a refused sender resends the whole body."""
-        deadline = time.monotonic() + wait_s
         with self._room:
-            while not self.has_room(nbytes):  # an empty queue admits one request of any size
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._room.wait(left)
+            if not self._room.wait_for(lambda: self.has_room(nbytes), wait_s):  # an empty queue admits any size
+                return False
             self._queued_bytes += nbytes
         self.counters.add(queue_bytes=nbytes)
         return True
