@@ -132,8 +132,7 @@ def define_views(con: duckdb.DuckDBPyConnection, code: str) -> None:
     # Creating a view binds everything below it: the views over the live rows (and whatever the caller defines on
     # them before bind_live) bind over empty tables of the same columns first: a third less time to connect.
     for name in _LIVE_SOURCES:
-        columns = "* EXCLUDE (model, name)" if name == "llm_calls_base" else "*"
-        con.execute(f"CREATE OR REPLACE VIEW live_{name} AS SELECT {columns} FROM _empty_rollup_{_KIND_OF[name]}")
+        con.execute(f"CREATE OR REPLACE VIEW live_{name} AS {_rows_of(name, f'_empty_rollup_{_KIND_OF[name]}')}")
     con.execute(_UNIONS)
 
 
@@ -156,14 +155,15 @@ def _define_live(con: duckdb.DuckDBPyConnection, memo: bool) -> None:
     if con.execute("SELECT getvariable('vigil_memo_shape')").fetchall()[0][0] == memo:
         return
     for name, view in _LIVE_SOURCES.items():
-        if memo:  # the memo of the calls serves llm_calls too (less the two columns llm_call_dimensions adds)
-            source = "_memo_tasks" if name == "tasks" else "_memo_llm_calls"
-            columns = "* EXCLUDE (model, name)" if name == "llm_calls_base" else "*"
-            sql = f"SELECT {columns} FROM {source}"
-        else:
-            sql = f"SELECT * FROM {view} WHERE {_NOT_ROLLED_UP}"
+        # the memo of the calls serves llm_calls too (less the two columns llm_call_dimensions adds)
+        sql = _rows_of(name, f"_memo_{_KIND_OF[name]}") if memo else f"SELECT * FROM {view} WHERE {_NOT_ROLLED_UP}"
         con.execute(f"CREATE OR REPLACE VIEW main.live_{name} AS {sql}")  # main: see _define_reader
     con.execute(f"SET VARIABLE vigil_memo_shape = {memo}")
+
+
+def _rows_of(name: str, table: str) -> str:
+    """The live view `name`'s rows from `table`, which holds its kind's rows (an empty rollup table or the memo)."""
+    return f"SELECT {'* EXCLUDE (model, name)' if name == 'llm_calls_base' else '*'} FROM {table}"
 
 
 def _define_reader(con: duckdb.DuckDBPyConnection, kind: str, has_files: bool) -> None:
