@@ -20,28 +20,28 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from dashboards.filters import Filters
+
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Sample:
-    """A new seeded sample of the stored calls (`vigil replay sample`) in the sidebar's window and slice."""
+    """A new seeded sample of the stored calls (`vigil replay sample`) in the sidebar's window and slice (all its
+    filters but the environment, which `vigil replay sample` has no flag for)."""
 
     size: int
     seed: int
-    since: datetime | None = None
-    until: datetime | None = None
-    service: str | None = None
-    model: str | None = None
-    prompt_version: str | None = None  # "name@version", as the sidebar labels it ("?": not recorded)
+    filters: Filters
 
     def flags(self) -> list[str]:
-        name, _, version = (self.prompt_version or "").rpartition("@")
+        filters = self.filters
+        name, _, version = (filters.prompt_version or "").rpartition("@")  # "name@version"; "?": not recorded
         values = {
-            "--since": self.since.isoformat() if self.since else None,
-            "--until": self.until.isoformat() if self.until else None,
-            "--service": self.service,
-            "--model": self.model,
+            "--since": filters.since.isoformat() if filters.since else None,
+            "--until": filters.until.isoformat() if filters.until else None,
+            "--service": filters.service,
+            "--model": filters.model,
             "--prompt": name if name not in ("", "?") else None,
             "--version": version if version not in ("", "?") else None,
         }

@@ -16,14 +16,14 @@ from dashboards.replay_launch import ReplayRequest, Sample, start_replay
 from dashboards.sidebar import current_filters
 
 _VERDICTS = {"pass": "✅ pass", "regress": "❌ regress", "incomplete": "⏳ incomplete"}
-_NEW_SAMPLE = "sample:"
-_SOURCE_LABELS = {"sample:": "a new sample of the calls in the sidebar's window and slice", "picks:": "pick list ",
-                  "set:": "replay set "}  # fmt: skip
+# "kind:name" → what the form shows
+_SOURCE_LABELS = {"sample": "a new sample of the calls in the sidebar's window and slice", "picks": "pick list ",
+                  "set": "replay set "}  # fmt: skip
 
 
 def _source_label(source: str) -> str:
     kind, name = source.split(":", 1)
-    return _SOURCE_LABELS[kind + ":"] + name
+    return _SOURCE_LABELS[kind] + name
 
 
 def _runs() -> pd.DataFrame:
@@ -94,7 +94,7 @@ def _pair_line(pair: pd.Series) -> str:
 def _start(picks: dict[str, list[dict[str, str]]]) -> None:
     st.subheader("Start a replay")
     sets = query("replay_sets")
-    sources = [_NEW_SAMPLE] + [f"picks:{name}" for name in picks] + [f"set:{set_id}" for set_id in sets["set_id"]]
+    sources = ["sample:"] + [f"picks:{name}" for name in picks] + [f"set:{set_id}" for set_id in sets["set_id"]]
     with st.form("replay_start"):
         source = st.selectbox(
             "Calls",
@@ -119,13 +119,10 @@ def _start(picks: dict[str, list[dict[str, str]]]) -> None:
         if not st.form_submit_button("Start replay", key="replay_submit"):
             return
     kind, name = source.split(":", 1)
-    filters = current_filters()
-    sample = Sample(int(size), int(seed), filters.since, filters.until, filters.service, filters.model,
-                    filters.prompt_version)  # fmt: skip
     request = ReplayRequest(
         picks=tuple((p["trace_id"], p["span_id"]) for p in picks.get(name, [])) if kind == "picks" else (),
         set_id=name if kind == "set" else None,
-        sample=sample if kind == "sample" else None,
+        sample=Sample(int(size), int(seed), current_filters()) if kind == "sample" else None,
         prompt_version=version.strip() or None,
         model=model.strip() or None,
         base_url=base_url.strip() or None,
