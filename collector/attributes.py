@@ -71,11 +71,12 @@ def encode_attributes(values: dict[str, Any]) -> list[KeyValue]:
     return [KeyValue(key=key, value=encode_value(value)) for key, value in values.items()]
 
 
-def resource_columns(resource: Resource, received_at_ns: int) -> dict[str, Any]:
-    """The columns every table takes from a request's resource: service, project, its attributes."""
+def resource_columns(resource: Resource | dict[str, Any], received_at_ns: int) -> dict[str, Any]:
+    """The columns every table takes from a request's resource (or its decoded attributes):
+    service, project, its attributes."""
     from collector.conventions import dumps  # conventions builds on this module
 
-    attrs = decode_attributes(resource.attributes)
+    attrs = resource if isinstance(resource, dict) else decode_attributes(resource.attributes)
     service, project = attrs.get("service.name"), attrs.get("vigil.project")
     return {
         "service_name": None if service is None else str(service),

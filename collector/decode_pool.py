@@ -39,8 +39,7 @@ def decode_payload(
     kind: int, payload: bytes, received_at_ns: int, pricer: Pricer | None = None
 ) -> dict[str, bytearray]:
     """Parse, decode and price one request; tables come back as Arrow IPC streams (empty ones left out)."""
-    signal = SIGNALS[kind]
-    tables = signal.decode(signal.request_type.FromString(payload), received_at_ns)
+    tables = SIGNALS[kind].decode_serialized(payload, received_at_ns)
     pricer = pricer or _worker_pricer
     if pricer is not None and "llm_calls" in tables:
         tables["llm_calls"] = price_calls(pricer, tables["llm_calls"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 from google.protobuf.message import Message
@@ -29,7 +30,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from collector.decode_logs import count_logs, decode_logs, validate_logs
 from collector.decode_metrics import count_points, decode_metrics, validate_metrics
-from collector.decode_traces import decode_traces, validate_traces
+from collector.decode_traces import decode_traces, read_payload, validate_traces
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,12 @@ class Signal:
     rejected_field: str
     count: Callable[[Message], int]
     validate: Callable[[Message], tuple[int, str]]  # drops bad items in place → (rejected, reason)
-    decode: Callable[[Message, int], dict[str, pa.Table]]
+    decode: Callable[[Any, int], dict[str, pa.Table]]  # what `read` returns, or a parsed request
+    read: Callable[[bytes], Any] | None = None  # serialized request → what `decode` takes; default: parse it
+
+    def decode_serialized(self, payload: bytes, received_at_ns: int) -> dict[str, pa.Table]:
+        request = self.read(payload) if self.read else self.request_type.FromString(payload)
+        return self.decode(request, received_at_ns)
 
     def response(self, rejected: int, reason: str) -> Message:
         if not rejected:
@@ -65,6 +71,7 @@ TRACES = Signal(
     count=lambda request: sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans),
     validate=validate_traces,
     decode=decode_traces,
+    read=read_payload,
 )
 
 LOGS = Signal(
