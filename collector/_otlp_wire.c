@@ -10,7 +10,7 @@
  *           end_ns, attributes, events, links, status_code, status_message)
  *   events = [{"time", "name", "attributes"}], links = [{"trace_id", "span_id", "attributes"}]
  * AnyValue as collector.attributes.decode_value: str, int, float, bool, list, dict, bytes as hex,
- * None when unset. Protobuf rules kept: unknown fields are skipped, a repeated scalar field's
+ * None when unset (or a profiles string index). Protobuf rules kept: unknown fields are skipped, a repeated scalar field's
  * last value wins, a repeated message field is merged, strings must be valid UTF-8.
  * Anything else raises DecodeError (a ValueError).
  */
@@ -242,6 +242,9 @@ static int read_any_value(Reader r, int depth, int *kind, PyObject **value) {
         } else if (field == 7 && wire_type == 2) {
             if (read_bytes(&r, &sub) < 0) return -1;
             item = make_hex(sub);
+        } else if (field == 8 && wire_type == 0) { /* string_value_strindex: profiles only, no value here */
+            if (read_varint(&r, &number) < 0) return -1;
+            item = Py_NewRef(Py_None);
         } else {
             if (skip_field(&r, field, wire_type, depth) < 0) return -1;
             continue;

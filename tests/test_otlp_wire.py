@@ -87,13 +87,14 @@ def test_merges_and_last_values_follow_protobuf() -> None:
     second = Span(name="b", status=Status(code=Status.STATUS_CODE_ERROR, message="boom"))
     second.attributes.add(key="k", value=AnyValue(string_value="later wins"))
     second.attributes.add(key="kv", value=AnyValue(kvlist_value=KeyValueList(values=[KeyValue(key="x")])))
+    second.attributes.add(key="strindex", value=AnyValue(string_value_strindex=3))  # profiles only: no value
     unknown = b"\xf8\x07\x05" + b"\xa3\x07\x08\x01\xa4\x07"  # a varint field 127, a group 116
     span = first.SerializeToString() + unknown + second.SerializeToString()
     payload = _field(1, _field(2, _field(2, span)))  # request → resource_spans → scope_spans → spans
     _same_as_runtime(payload)
     [(_, [(_, _, [read])])] = _otlp_wire.read_trace_request(payload)
     assert read[4] == "b" and read[5] == Span.SPAN_KIND_CLIENT and read[11:] == (2, "boom")
-    assert read[8] == {"k": "later wins", "none": None, "kv": {"x": None}}
+    assert read[8] == {"k": "later wins", "none": None, "kv": {"x": None}, "strindex": None}
 
 
 @BUILT
