@@ -34,10 +34,11 @@ import pyarrow as pa
 
 from bench.ingest import _cpu_s, build_request
 from collector import memory
-from collector.decode_pool import DecodePool, _to_ipc, from_ipc
+from collector.decode_pool import DecodePool
 from collector.decode_traces import _otlp_wire, decode_traces, read_payload, validate_traces
 from collector.normalize import SpanFacts, normalize_llm_call
 from collector.redaction import Redactor
+from collector.shared_tables import from_ipc, to_ipc
 from collector.signals import TRACES
 from collector.wal import WriteAheadLog
 from store.config import PricingConfig, RedactionConfig
@@ -99,9 +100,9 @@ def measure(payloads: list[bytes], spans: int, repeat: int, tmp: Path) -> dict[s
     decoded, tables = cpu_us(lambda: [decode_traces(r, now) for r in resources], spans, repeat)
     stage["rows_and_arrow"] = decoded - stage["normalize"]
     stage["decode_traces_total"] = stage["read"] + decoded
-    ipc = [{name: _to_ipc(t) for name, t in decoded.items()} for decoded in tables]
+    ipc = [{name: to_ipc(t) for name, t in decoded.items()} for decoded in tables]
     stage["arrow_ipc"], _ = cpu_us(
-        lambda: [{n: from_ipc(_to_ipc(t)) for n, t in decoded.items()} for decoded in tables], spans, repeat
+        lambda: [{n: from_ipc(to_ipc(t)) for n, t in decoded.items()} for decoded in tables], spans, repeat
     )
     merged = {name: pa.concat_tables([from_ipc(d[name]) for d in ipc]) for name in ipc[0]}
     pricer = Pricer.from_config(PricingConfig())

@@ -1,8 +1,8 @@
 """Decoding off the collector's main process, so normalization runs on every core.
 
 Comes in: WAL record payloads (bytes) with their record kind. Goes out: futures of the decoded
-tables, LLM calls priced (`store.pricing`), serialized as Arrow IPC (cheap to send between
-processes, no pickling of rows). Parsing, normalizing and pricing run in worker processes because
+tables, LLM calls priced (`store.pricing`), as Arrow IPC in shared memory (no pickling of rows;
+see `collector.shared_tables`). Parsing, normalizing and pricing run in worker processes because
 that Python work, not I/O, sets the ingest ceiling, and one process only ever gets one core's
 worth of it; pricing there also keeps its per-row loop from holding the GIL of the process that
 acknowledges. With `workers=0` everything runs inline in the calling thread (tests, tiny machines).
@@ -26,24 +26,28 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from collector import memory
 from collector import quality as quality_rules
+from collector.shared_tables import SharedFolder, SharedTable, from_ipc, to_ipc
 from collector.signals import SIGNALS, TRACES
 from store.config import QualityConfig
 from store.pricing import Pricer
 
 logger = logging.getLogger(__name__)
 
-_worker_pricer: Pricer | None = None  # a worker process's own, set when it starts (see _start_worker)
+# A worker process's own, set when it starts (see _start_worker); None in the collector's process.
+_worker_pricer: Pricer | None = None
+_worker_folder: str | None = None  # where it writes decoded tables (collector.shared_tables)
 
 
 def decode_payload(
     kind: int, payload: bytes, received_at_ns: int, pricer: Pricer | None = None
-) -> dict[str, bytearray]:
-    """Parse, decode and price one request; tables come back as Arrow IPC streams (empty ones left out)."""
+) -> dict[str, bytearray | SharedTable]:
+    """Parse, decode and price one request; tables come back as Arrow IPC streams (empty ones left
+    out), in shared memory when a worker decoded them."""
     tables = SIGNALS[kind].decode_serialized(payload, received_at_ns)
     pricer = pricer or _worker_pricer
     if pricer is not None and "llm_calls" in tables:
         tables["llm_calls"] = price_calls(pricer, tables["llm_calls"])
-    return {name: _to_ipc(table) for name, table in tables.items() if table.num_rows}
+    return {name: to_ipc(table, _worker_folder) for name, table in tables.items() if table.num_rows}
 
 
 def price_calls(pricer: Pricer, calls: pa.Table) -> pa.Table:
@@ -55,11 +59,11 @@ def price_calls(pricer: Pricer, calls: pa.Table) -> pa.Table:
         return calls
 
 
-def _start_worker(parent_pid: int, pricer: Pricer | None, quality: QualityConfig | None) -> None:
-    global _worker_pricer
+def _start_worker(parent_pid: int, pricer: Pricer | None, quality: QualityConfig | None, folder: str | None) -> None:
+    global _worker_pricer, _worker_folder
     memory.limit_retention()
     memory.without_pandas()
-    _worker_pricer = pricer
+    _worker_pricer, _worker_folder = pricer, folder
     quality_rules.configure(quality)  # the [quality] rules the normalizer applies in this process
     _exit_with_parent(parent_pid)
 
@@ -84,24 +88,8 @@ def _ready() -> bool:
     """Decode one tiny request, so the imports a first decode pulls in happen before traffic does."""
     span = Span(trace_id=b"\x01" * 16, span_id=b"\x01" * 8, name="warm-up")
     request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span])])])
-    return bool(decode_payload(TRACES.wal_kind, request.SerializeToString(), 0))
-
-
-def from_ipc(data: bytes | bytearray) -> pa.Table:
-    return pa.ipc.open_stream(data).read_all()
-
-
-def _to_ipc(table: pa.Table) -> bytearray:
-    """The table as an Arrow IPC stream, written once into memory of its exact size: a growing
-    stream buffer plus a copy out of it cost 3-4x as much for large tables (each fresh block is
-    mapped and faulted in; see collector.memory), and held the table three times at the peak."""
-    size = pa.MockOutputStream()
-    with pa.ipc.new_stream(size, table.schema) as writer:
-        writer.write_table(table)
-    out = bytearray(size.size())
-    with pa.ipc.new_stream(pa.FixedSizeBufferWriter(pa.py_buffer(out)), table.schema) as writer:
-        writer.write_table(table)
-    return out
+    tables = decode_payload(TRACES.wal_kind, request.SerializeToString(), 0)
+    return all(from_ipc(data).num_rows for data in tables.values())  # read back: no file left behind
 
 
 class DecodePool:
@@ -113,6 +101,7 @@ class DecodePool:
         # In this process too: its first `pa.array` imports pandas (about a second holding the
         # GIL), which would otherwise stall the Export handlers at the first flush under load.
         _ready()
+        self._folder = SharedFolder() if workers > 0 else None
         self._generation = 0  # which executor a future came from: a restart replaces it
         self._generations: weakref.WeakKeyDictionary[Future, int] = weakref.WeakKeyDictionary()
         self._executor = self._start() if workers > 0 else None
@@ -124,7 +113,8 @@ class DecodePool:
             self.workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start_worker,
-            initargs=(os.getpid(), self.pricer, self.quality),  # a Pricer pickles as its price file's path
+            # A Pricer pickles as its price file's path.
+            initargs=(os.getpid(), self.pricer, self.quality, self._folder.path if self._folder else None),
         )
         # Start every worker now, not on the first request: that one would wait seconds for it.
         for future in [executor.submit(_ready) for _ in range(self.workers)]:
@@ -154,10 +144,10 @@ class DecodePool:
             self._generation += 1
             self._executor = self._start()
 
-    def submit(self, kind: int, payload: bytes, received_at_ns: int) -> Future[dict[str, bytearray]]:
+    def submit(self, kind: int, payload: bytes, received_at_ns: int) -> Future[dict[str, bytearray | SharedTable]]:
         """Never raises for a dead worker: the future fails with BrokenProcessPool instead, and
         whoever collects it restarts the pool (`broken`, `restart`) and decodes it itself."""
-        future: Future[dict[str, bytearray]] = Future()
+        future: Future[dict[str, bytearray | SharedTable]] = Future()
         if self._executor is not None:
             generation = self._generation
             try:
@@ -175,3 +165,5 @@ class DecodePool:
     def close(self) -> None:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=False)
+        if self._folder is not None:
+            self._folder.close()

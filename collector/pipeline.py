@@ -30,8 +30,9 @@ from pathlib import Path
 import pyarrow as pa
 
 from collector import memory
-from collector.decode_pool import DecodePool, decode_payload, from_ipc
+from collector.decode_pool import DecodePool, decode_payload
 from collector.selfmetrics import Counters
+from collector.shared_tables import SharedTable, from_ipc
 from collector.signals import SIGNALS
 from collector.wal import WalRecord, WriteAheadLog
 from store.config import QualityConfig
@@ -220,7 +221,7 @@ class Pipeline:
             self.release(nbytes)  # after its rows are counted: so its bytes are always counted in one or the other
             self._buffered_seq = max(self._buffered_seq, seq)
 
-    def _result(self, future: Future, kind: int, payload: bytes) -> dict[str, bytearray]:
+    def _result(self, future: Future, kind: int, payload: bytes) -> dict[str, bytearray | SharedTable]:
         while future.done() or not self._pool.orphaned(future):
             try:
                 return future.result(timeout=0.5)
