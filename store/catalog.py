@@ -57,7 +57,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from store import rollups
+from store import rollups, verdicts
 from store.config import Config
 from store.location import table_location
 from store.schema import PARTITION_TIME, ROW_KEYS, TABLES
@@ -291,19 +291,14 @@ WHERE {is_task}
 
 _TASKS = """
 CREATE OR REPLACE VIEW tasks AS
--- the latest verdict per trace and per project it was sent for (NULL: for any project; see OUTCOMES_SCHEMA)
-WITH verdicts AS (
-    SELECT trace_id, project,
-           arg_max({{'label': outcome, 'source': source, 'score': score, 'comment': comment, 'time': time}}, time) AS v
-    FROM outcomes GROUP BY trace_id, project
-),
-task_verdicts AS (
+-- the latest verdict for the trace's project, or for any project, whichever came last (store.verdicts)
+WITH task_verdicts AS (
     SELECT s.*,
            CASE WHEN scoped.v.time > coalesce(unscoped.v.time, '-infinity'::TIMESTAMPTZ) THEN scoped.v
                 ELSE unscoped.v END AS verdict
     FROM task_rows s
-    LEFT JOIN verdicts scoped ON scoped.trace_id = s.trace_id AND scoped.project = s.project
-    LEFT JOIN verdicts unscoped ON unscoped.trace_id = s.trace_id AND unscoped.project IS NULL
+    LEFT JOIN verdicts_scoped scoped ON scoped.trace_id = s.trace_id AND scoped.project = s.project
+    LEFT JOIN verdicts_unscoped unscoped ON unscoped.trace_id = s.trace_id
 ),
 judged AS (
     SELECT s.*,
@@ -388,6 +383,8 @@ def pin_files(con: duckdb.DuckDBPyConnection) -> None:
     key = rollups.memo_to_build(con, live) if live is not None else None
     if key is not None:
         _remember_live(con, key)
+    if listing is not None:
+        verdicts.remember(con, listing["outcomes"])
 
 
 def _remember_live(con: duckdb.DuckDBPyConnection, key: str) -> None:
@@ -575,6 +572,7 @@ def _define_derived(con: duckdb.DuckDBPyConnection, config: Config) -> None:
     rollups.define_views(con, "\n".join(live))
     con.execute(_LLM_CALLS_IN)
     con.execute(_DRIFT_TERMS)
+    verdicts.define_views(con)
     con.execute(_tasks_sql(config))
     rollups.bind_live(con)  # last: the views above bound over empty live rows, which is quicker
 

@@ -13,7 +13,9 @@ import pytest
 
 from store.catalog import connect
 from store.config import load_config
+from store.outcomes import record_verdicts, verdict_row
 from store.queries import run
+from store.rollups import enable_memo
 from store.schema import LLM_CALLS_SCHEMA, SPANS_SCHEMA
 from store.writer import write_partitioned
 from tests.conftest import RECORDINGS, query, wait_for
@@ -265,3 +267,26 @@ def test_task_span_pattern_makes_inner_spans_tasks(hand_checked: Path, tmp_path:
 def test_unknown_grouping_is_refused(hand_checked: Path) -> None:
     with pytest.raises(KeyError, match="choose one of"):
         run(connect(hand_checked), "cost_per_successful_task", group="1; DROP TABLE x")
+
+
+def test_a_memo_connection_sees_each_new_verdict(hand_checked: Path) -> None:
+    """The dashboards' connection keeps the folded verdicts in memory (store.verdicts): a verdict
+    recorded after a query is in the next one, scoped verdicts still judge only their project, and
+    every answer equals a fresh connection's."""
+    record_verdicts(hand_checked, [verdict_row(f"{5:032x}", "success")])  # (a connection binds the tables it finds)
+    con = connect(hand_checked)
+    enable_memo(con)
+
+    def outcomes(connection) -> list[tuple[str, str]]:
+        rows = run(connection, "most_expensive_tasks", limit=10).to_pylist()
+        return sorted((r["trace_id"][-1], r["outcome"]) for r in rows)
+
+    before = outcomes(con)
+    assert ("6", "unknown") in before
+    assert con.execute("SELECT getvariable('vigil_verdict_memo')").fetchall() == [(True,)]
+    record_verdicts(hand_checked, [verdict_row(f"{6:032x}", "success", source="cli")])
+    record_verdicts(hand_checked, [verdict_row(f"{3:032x}", "failure", project="someone-else")])  # not its project
+    after = outcomes(con)
+    assert ("6", "success") in after and ("3", "success") in after
+    assert after == outcomes(connect(hand_checked))
+    assert con.execute("SELECT count(*) FROM _memo_verdicts_unscoped").fetchall() == [(2,)]
