@@ -30,7 +30,7 @@ try:
 except ImportError:  # built without a C compiler: the protobuf runtime reads requests instead
     _otlp_wire = None
     logging.getLogger(__name__).warning(
-        "collector._otlp_wire is not built: trace requests are decoded ~20%% slower. "
+        "collector._otlp_wire is not built: trace requests cost ~15% more CPU to decode. "
         "Install a C compiler (apt-get install gcc) and run `uv sync --reinstall-package vigil`."
     )
 
