@@ -6,13 +6,17 @@ Held to: for every request the protobuf runtime accepts, the same values, compar
 True is not 1, -0.0 is not 0.0, and NaN equals NaN); for any bytes at all, values or DecodeError,
 never a crash. The reader may accept more than the runtime (it skips fields it does not read, such
 as schema_url, without checking their UTF-8): the Export handler has parsed every request with the
-runtime before it is logged.
+runtime before it is logged. Without the compiled reader (no C compiler at install) the same rows
+come out of the protobuf runtime's parse, and the collector says so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
+import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -150,3 +154,24 @@ def test_mutated_bytes_read_the_same_or_raise(case) -> None:
 @given(payload=st.binary(max_size=512))
 def test_arbitrary_bytes_read_or_raise(payload: bytes) -> None:
     _same_as_runtime(payload)
+
+
+_WITHOUT_READER = """
+import json, sys
+sys.modules["collector._otlp_wire"] = None  # as if installed without a C compiler
+from collector.signals import TRACES
+tables = TRACES.decode_serialized(sys.stdin.buffer.read(), 1)
+print(json.dumps({name: table.to_pylist() for name, table in tables.items()}, default=str))
+"""
+
+
+@BUILT
+def test_without_the_reader_the_same_rows_come_out_and_it_says_so() -> None:
+    payload, _ = build_request(7, 64, 1024)
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_READER], input=payload, capture_output=True, timeout=120, check=True
+    )
+    assert b"collector._otlp_wire is not built" in done.stderr and b"apt-get install gcc" in done.stderr
+    tables = TRACES.decode_serialized(payload, 1)
+    expected = json.loads(json.dumps({name: table.to_pylist() for name, table in tables.items()}, default=str))
+    assert json.loads(done.stdout) == expected
