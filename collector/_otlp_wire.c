@@ -10,8 +10,9 @@
  *           end_ns, attributes, events, links, status_code, status_message)
  *   events = [{"time", "name", "attributes"}], links = [{"trace_id", "span_id", "attributes"}]
  * AnyValue as collector.attributes.decode_value: str, int, float, bool, list, dict, bytes as hex,
- * None when unset (or a profiles string index). Protobuf rules kept: unknown fields are skipped, a repeated scalar field's
- * last value wins, a repeated message field is merged, strings must be valid UTF-8.
+ * None when unset (or a profiles string index). Protobuf rules kept: unknown fields are skipped,
+ * a singular field sent twice keeps its last value, a message field sent twice is merged, strings
+ * must be valid UTF-8.
  * Anything else raises DecodeError (a ValueError).
  */
 #define PY_SSIZE_T_CLEAN
@@ -304,67 +305,56 @@ static int read_key_values(Reader r, PyObject *into, int depth) {
     return read_attributes_field(r, 1, into, depth);
 }
 
-/* Span.Event: 1 time_unix_nano, 2 name, 3 attributes. */
-static PyObject *read_event(Reader r) {
-    uint64_t time = 0;
-    PyObject *name = NULL, *attributes = PyDict_New();
-    if (attributes == NULL) return NULL;
-    while (r.p < r.end) {
-        uint32_t field;
-        int wire_type;
-        Reader sub;
-        if (read_tag(&r, &field, &wire_type) < 0) goto failed;
-        if (field == 1 && wire_type == 1) {
-            if (read_fixed64(&r, &time) < 0) goto failed;
-        } else if (field == 2 && wire_type == 2) {
-            if (set_str_field(&r, &name) < 0) goto failed;
-        } else if (field == 3 && wire_type == 2) {
-            if (read_bytes(&r, &sub) < 0 || read_key_value(sub, attributes, 0) < 0) goto failed;
-        } else if (skip_field(&r, field, wire_type, 0) < 0) {
-            goto failed;
-        }
+/* A small message read into a dict of the fields listed, in their order; a field not sent reads as
+ * 0 (a time), "" (a string or id) or {} (attributes). Span.Event and Span.Link are read this way. */
+typedef enum { TIME, STRING, HEX, ATTRIBUTES } FieldKind;
+typedef struct {
+    uint32_t number;
+    FieldKind kind;
+    const char *key;
+} Field;
+#define MAX_FIELDS 4
+static const Field EVENT_FIELDS[] = {{1, TIME, "time"}, {2, STRING, "name"}, {3, ATTRIBUTES, "attributes"}, {0}};
+static const Field LINK_FIELDS[] = {{1, HEX, "trace_id"}, {2, HEX, "span_id"}, {4, ATTRIBUTES, "attributes"}, {0}};
+
+static int read_field(Reader *r, FieldKind kind, PyObject **slot) {
+    Reader sub;
+    uint64_t time;
+    switch (kind) {
+    case TIME:
+        if (read_fixed64(r, &time) < 0) return -1;
+        Py_XSETREF(*slot, PyLong_FromUnsignedLongLong(time));
+        return *slot == NULL ? -1 : 0;
+    case STRING:
+        return set_str_field(r, slot);
+    case HEX:
+        return set_hex_field(r, slot);
+    default: /* ATTRIBUTES: the dict is made before the loop */
+        return read_bytes(r, &sub) < 0 || read_key_value(sub, *slot, 0) < 0 ? -1 : 0;
     }
-    PyObject *event = Py_BuildValue("{sKsOsO}", "time", (unsigned long long)time, "name", name ? name : s_empty,
-                                    "attributes", attributes);
-    Py_XDECREF(name);
-    Py_DECREF(attributes);
-    return event;
-failed:
-    Py_XDECREF(name);
-    Py_DECREF(attributes);
-    return NULL;
 }
 
-/* Span.Link: 1 trace_id, 2 span_id, 4 attributes. */
-static PyObject *read_link(Reader r) {
-    PyObject *trace_id = NULL, *span_id = NULL, *attributes = PyDict_New();
-    if (attributes == NULL) return NULL;
+static PyObject *read_as_dict(Reader r, const Field *fields) {
+    PyObject *values[MAX_FIELDS] = {NULL}, *out = NULL;
+    int count = 0;
+    for (; fields[count].number; count++) {
+        if (fields[count].kind == ATTRIBUTES && (values[count] = PyDict_New()) == NULL) goto done;
+    }
     while (r.p < r.end) {
         uint32_t field;
-        int wire_type;
-        Reader sub;
-        if (read_tag(&r, &field, &wire_type) < 0) goto failed;
-        if (field == 1 && wire_type == 2) {
-            if (set_hex_field(&r, &trace_id) < 0) goto failed;
-        } else if (field == 2 && wire_type == 2) {
-            if (set_hex_field(&r, &span_id) < 0) goto failed;
-        } else if (field == 4 && wire_type == 2) {
-            if (read_bytes(&r, &sub) < 0 || read_key_value(sub, attributes, 0) < 0) goto failed;
-        } else if (skip_field(&r, field, wire_type, 0) < 0) {
-            goto failed;
-        }
+        int wire_type, i = 0;
+        if (read_tag(&r, &field, &wire_type) < 0) goto done;
+        while (i < count && !(fields[i].number == field && wire_type == (fields[i].kind == TIME ? 1 : 2))) i++;
+        if (i < count ? read_field(&r, fields[i].kind, &values[i]) : skip_field(&r, field, wire_type, 0)) goto done;
     }
-    PyObject *link = Py_BuildValue("{sOsOsO}", "trace_id", trace_id ? trace_id : s_empty, "span_id",
-                                   span_id ? span_id : s_empty, "attributes", attributes);
-    Py_XDECREF(trace_id);
-    Py_XDECREF(span_id);
-    Py_DECREF(attributes);
-    return link;
-failed:
-    Py_XDECREF(trace_id);
-    Py_XDECREF(span_id);
-    Py_DECREF(attributes);
-    return NULL;
+    out = PyDict_New();
+    for (int i = 0; out != NULL && i < count; i++) {
+        if (values[i] == NULL) values[i] = fields[i].kind == TIME ? PyLong_FromLong(0) : Py_NewRef(s_empty);
+        if (values[i] == NULL || PyDict_SetItemString(out, fields[i].key, values[i]) < 0) Py_CLEAR(out);
+    }
+done:
+    for (int i = 0; i < count; i++) Py_XDECREF(values[i]);
+    return out;
 }
 
 static int append_new(PyObject *list, PyObject *item) {
@@ -401,9 +391,9 @@ static PyObject *read_span(Reader r) {
         } else if (field == 9 && wire_type == 2) {
             failed = read_bytes(&r, &sub) < 0 || read_key_value(sub, attributes, 0) < 0;
         } else if (field == 11 && wire_type == 2) {
-            failed = read_bytes(&r, &sub) < 0 || append_new(events, read_event(sub)) < 0;
+            failed = read_bytes(&r, &sub) < 0 || append_new(events, read_as_dict(sub, EVENT_FIELDS)) < 0;
         } else if (field == 13 && wire_type == 2) {
-            failed = read_bytes(&r, &sub) < 0 || append_new(links, read_link(sub)) < 0;
+            failed = read_bytes(&r, &sub) < 0 || append_new(links, read_as_dict(sub, LINK_FIELDS)) < 0;
         } else if (field == 15 && wire_type == 2) {
             if (read_bytes(&r, &sub) < 0) goto done;
             while (!failed && sub.p < sub.end) {
