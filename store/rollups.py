@@ -194,7 +194,8 @@ def _by_date(listing: dict[str, list[str]]) -> dict[date | None, list[tuple[str,
     return index
 
 
-def _stat(path: str, stats: dict[str, str]) -> str:
+def file_stamp(path: str, stats: dict[str, str]) -> str:
+    """`size:mtime_ns` of a listed file (kept in `stats`), or 'gone': what a memo or rollup key notes of it."""
     if path not in stats:
         try:
             st = os.stat(path)
@@ -207,7 +208,9 @@ def _stat(path: str, stats: dict[str, str]) -> str:
 def _signature(code: str, index: dict, day: date, stats: dict[str, str]) -> str:
     digest = hashlib.sha256(code.encode())
     for table, path in sorted(item for d in (day - REACH, day, day + REACH) for item in index.get(d, ())):
-        digest.update(f"{table}/{path.rsplit('/', 2)[-2]}/{path.rsplit('/', 1)[-1]}:{_stat(path, stats)}\n".encode())
+        digest.update(
+            f"{table}/{path.rsplit('/', 2)[-2]}/{path.rsplit('/', 1)[-1]}:{file_stamp(path, stats)}\n".encode()
+        )
     return digest.hexdigest()[:24]
 
 
@@ -258,7 +261,7 @@ def memo_to_build(con: duckdb.DuckDBPyConnection, live: dict[str, list[str]]) ->
         "getvariable('vigil_rollup_code')"
     ).fetchall()[0]
     stats: dict[str, str] = {}
-    files = sorted(f"{t}:{p}:{_stat(p, stats)}" for t, paths in live.items() for p in paths)
+    files = sorted(f"{t}:{p}:{file_stamp(p, stats)}" for t, paths in live.items() for p in paths)
     size = sum(int(v.split(":")[0]) for v in stats.values() if v != "gone")
     if not enabled or not files or size > MEMO_MAX_BYTES:
         _define_live(con, memo=False)

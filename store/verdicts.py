@@ -13,26 +13,29 @@ store.rollups.enable_memo): folding 200k outcomes took ~130 ms of every query ov
 from __future__ import annotations
 
 import hashlib
-import os
 
 import duckdb
 
-_FOLD = """
-SELECT trace_id, project,
-       arg_max({'label': outcome, 'source': source, 'score': score, 'comment': comment, 'time': time}, time) AS v
-FROM outcomes
-"""
-_SOURCES = {
-    "verdicts_unscoped": ("SELECT trace_id, v FROM ({fold}) WHERE project IS NULL", "project IS NULL"),
-    "verdicts_scoped": ("SELECT trace_id, project, v FROM ({fold}) WHERE project IS NOT NULL", "project IS NOT NULL"),
+from store.rollups import file_stamp
+
+# Per scope: the columns the tasks view joins on and reads, and which outcomes belong to it.
+_SCOPES = {
+    "verdicts_unscoped": ("trace_id, v", "project IS NULL"),
+    "verdicts_scoped": ("trace_id, project, v", "project IS NOT NULL"),
 }
+_FOLD = """
+SELECT {columns} FROM (
+    SELECT trace_id, project,
+           arg_max({{'label': outcome, 'source': source, 'score': score, 'comment': comment, 'time': time}}, time) AS v
+    FROM outcomes WHERE {scope} GROUP BY trace_id, project
+)
+"""
 
 
 def define_views(con: duckdb.DuckDBPyConnection, memo: bool = False) -> None:
     """The two views, computed from the outcomes per query, or (`memo`) read from the memo tables."""
-    for view, (sql, where) in _SOURCES.items():
-        fold = f"{_FOLD} WHERE {where} GROUP BY trace_id, project"
-        source = f"SELECT * FROM _memo_{view}" if memo else sql.format(fold=fold)
+    for view, (columns, scope) in _SCOPES.items():
+        source = f"SELECT * FROM _memo_{view}" if memo else _FOLD.format(columns=columns, scope=scope)
         con.execute(f"CREATE OR REPLACE VIEW main.{view} AS {source}")  # main: see store.rollups._define_reader
     con.execute(f"SET VARIABLE vigil_verdict_memo = {memo}")
 
@@ -48,8 +51,8 @@ def remember(con: duckdb.DuckDBPyConnection, outcome_files: list[str]) -> None:
     key = _key(outcome_files)
     if key != current:
         if shape:
-            define_views(con, memo=False)  # the memo tables are about to be replaced
-        for view in _SOURCES:
+            define_views(con, memo=False)  # the new memo is read from the outcomes, not from the old one
+        for view in _SCOPES:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _memo_{view} AS SELECT * FROM {view}")
         con.execute("SET VARIABLE vigil_verdict_memo_key = ?", [key])
     if not shape or key != current:
@@ -57,11 +60,6 @@ def remember(con: duckdb.DuckDBPyConnection, outcome_files: list[str]) -> None:
 
 
 def _key(files: list[str]) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(files):
-        try:
-            st = os.stat(path)
-            digest.update(f"{path}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-        except FileNotFoundError:  # removed since the listing (compaction): the next listing tells
-            digest.update(f"{path}:gone\n".encode())
-    return digest.hexdigest()[:24]
+    stamps: dict[str, str] = {}
+    listed = "\n".join(f"{path}:{file_stamp(path, stamps)}" for path in sorted(files))
+    return hashlib.sha256(listed.encode()).hexdigest()[:24]
