@@ -114,9 +114,11 @@ def _settled(page: Page, text: str, charts: int) -> None:
     """Wait for the page's text, the sidebar and the charts, then for the script run to end (the status widget goes)."""
     page.get_by_text(text, exact=False).first.wait_for(timeout=120_000)
     page.locator('[data-testid="stSidebar"]').get_by_text("Time range").wait_for(timeout=60_000)
-    if charts:
+    if charts:  # charts drawn, counted per chart: each has two .main-svg layers, so counting those let 2 pass for 3
         page.wait_for_function(
-            f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {charts}", timeout=60_000
+            f"[...document.querySelectorAll('.js-plotly-plot')].filter(p => p.querySelector('.main-svg')).length"
+            f" >= {charts}",
+            timeout=60_000,
         )
     page.wait_for_function(
         "!document.querySelector('[data-testid=\"stStatusWidget\"] button')", timeout=60_000
