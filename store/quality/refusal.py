@@ -63,23 +63,38 @@ class Rules:
         )
 
     @cached_property
-    def triggers(self) -> tuple[re2._Regexp, ...]:
-        """Per rule set, whether any of its trigger substrings occurs, as one linear-time RE2 scan:
-        ~1.5 µs per head instead of ~7 for a Python `in` per substring (35 of them in en@1)."""
-        return tuple(_any_of(s.trigger) for s in self.refusal)
+    def words(self) -> _Words:
+        """Every trigger substring of the rule sets and every hedging hint, found in one linear-time RE2 pass
+        (~1.5 µs per head, where a scan for the triggers and another for the hints took ~4.5)."""
+        return _Words((*(t for s in self.refusal for t in s.trigger), *(h for r in self.hedging for h in r.hints)))
 
     @cached_property
-    def hints(self) -> re2._Regexp | None:
-        """Any hedging hint at all, when every hedging rule has hints (each match contains one): a head
-        without any cannot fire a rule, so one scan rules them all out. None: no such shortcut."""
-        if not self.hedging or not all(rule.hints for rule in self.hedging):
-            return None
-        return _any_of(hint for rule in self.hedging for hint in rule.hints)
+    def trigger_words(self) -> tuple[frozenset[str], ...]:
+        return tuple(frozenset(s.trigger) for s in self.refusal)
+
+    @cached_property
+    def hint_words(self) -> tuple[frozenset[str], ...]:
+        return tuple(frozenset(rule.hints) for rule in self.hedging)
 
 
-def _any_of(substrings: Iterable[str]) -> re2._Regexp:
-    """`pattern.search(text) is not None` exactly when one of `substrings` occurs in `text`."""
-    return re2.compile("|".join(re2.escape(text) for text in substrings))
+class _Words:
+    """Which of a fixed list of substrings occur in a text."""
+
+    def __init__(self, substrings: Iterable[str]) -> None:
+        self._substrings = tuple(dict.fromkeys(substrings))
+        options = re2.Options()
+        options.literal = True
+        self._set = re2.Set.SearchSet(options)
+        for text in self._substrings:
+            self._set.Add(text)
+        self._set.Compile()
+
+    def __reduce__(self) -> tuple[type[_Words], tuple[tuple[str, ...]]]:
+        return _Words, (self._substrings,)  # an RE2 set does not pickle: compiled again where it is unpickled
+
+    def found_in(self, text: str) -> frozenset[str]:
+        found = self._set.Match(text)
+        return frozenset(self._substrings[i] for i in found) if found else frozenset()
 
 
 def compile_rules(rule_sets: Iterable[str] = ("en@1",), disabled: Iterable[str] = (), hedging: bool = True) -> Rules:
@@ -114,12 +129,12 @@ def detect_refusal(
     for reason in finish_reasons or ():
         if isinstance(reason, str) and reason.lower() in REFUSAL_FINISH_REASONS:
             return f"finish_reason:{reason.lower()}"
-    head = _head(text)
+    rules = rules or DEFAULT_RULES
+    head, words = _read(text, rules)
     if not head:
         return None
-    rules = rules or DEFAULT_RULES
-    for rule_set, matcher, trigger in zip(rules.refusal, rules.matchers, rules.triggers, strict=True):
-        if matcher is None or trigger.search(head) is None:
+    for rule_set, matcher, trigger in zip(rules.refusal, rules.matchers, rules.trigger_words, strict=True):
+        if matcher is None or trigger.isdisjoint(words):
             continue  # no rules, or none of the words a rule of this set needs: most answers stop here
         found = _lexical(head, rule_set, matcher)
         if found is not None:
@@ -129,15 +144,13 @@ def detect_refusal(
 
 def detect_hedging(text: str | None, *, rules: Rules | None = None) -> str | None:
     """The id of the hedging rule that fired on the start of the output, or None."""
-    head = _head(text)
+    rules = rules or DEFAULT_RULES
+    head, words = _read(text, rules)
     if not head:
         return None
-    rules = rules or DEFAULT_RULES
-    if rules.hints is not None and rules.hints.search(head) is None:
-        return None
-    for rule in rules.hedging:
-        if rule.min_count == 1 and rule.hints and not any(hint in head for hint in rule.hints):
-            continue  # a substring test is ~50x cheaper than a regex search that cannot match
+    for rule, hints in zip(rules.hedging, rules.hint_words, strict=True):
+        if hints and hints.isdisjoint(words):
+            continue  # every match contains a hint: a set test instead of a regex search that cannot match
         if rule.min_count > 1:
             # Every match contains a hint, so fewer hint occurrences than min_count cannot fire.
             enough = sum(head.count(hint) for hint in rule.hints) >= rule.min_count
@@ -146,6 +159,23 @@ def detect_hedging(text: str | None, *, rules: Rules | None = None) -> str | Non
         elif rule.pattern.search(head):
             return rule.id
     return None
+
+
+# The last output read: detect_refusal and detect_hedging read the same one, one after the other
+# (store.quality.quality_columns). A tuple, so threads swap it whole.
+_last_read: tuple[str | None, Rules | None, str, frozenset[str]] = (None, None, "", frozenset())
+
+
+def _read(text: str | None, rules: Rules) -> tuple[str, frozenset[str]]:
+    """The head of `text` (`_head`) and the trigger words and hints of `rules` in it."""
+    global _last_read
+    last = _last_read
+    if last[0] is text and last[1] is rules:
+        return last[2], last[3]
+    head = _head(text)
+    words = rules.words.found_in(head) if head else frozenset()
+    _last_read = (text, rules, head, words)
+    return head, words
 
 
 def _head(text: str | None) -> str:
