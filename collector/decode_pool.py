@@ -10,6 +10,7 @@ acknowledges. With `workers=0` everything runs inline in the calling thread (tes
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 # A worker process's own, set when it starts (see _start_worker); None in the collector's process.
 _worker_pricer: Pricer | None = None
 _worker_folder: str | None = None  # where it writes decoded tables (collector.shared_tables)
+GC_THRESHOLD = 10_000  # a worker's first-generation threshold (see _quiet_gc)
 
 
 def decode_payload(
@@ -66,6 +68,18 @@ def _start_worker(parent_pid: int, pricer: Pricer | None, quality: QualityConfig
     _worker_pricer, _worker_folder = pricer, folder
     quality_rules.configure(quality)  # the [quality] rules the normalizer applies in this process
     _exit_with_parent(parent_pid)
+    _ready()
+    _quiet_gc()
+
+
+def _quiet_gc() -> None:
+    """Decoding allocates ~100 tracked objects per span and frees nearly all of them by reference count,
+    yet at the default threshold (700) the cycle collector ran every ~7 spans, walking pyarrow's,
+    protobuf's and the price table's objects each time: ~2 µs per span, 4% of a worker. The imports'
+    objects are frozen out of its reach, and it runs after 10,000 net allocations: ~0.02 µs per span."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _exit_with_parent(parent_pid: int) -> None:
