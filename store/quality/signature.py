@@ -41,7 +41,7 @@ _BLOCKS = (
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: see collector.normalize.SpanFacts
 class Signature:
     format: str  # json | markdown | text | tool_calls | empty
     signature: str
