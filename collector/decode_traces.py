@@ -13,6 +13,7 @@ plain values, which `tests/test_otlp_wire.py` holds them to.
 from __future__ import annotations
 
 import logging
+import operator
 import re
 from typing import Any
 
@@ -161,7 +162,8 @@ def _table(rows: list[tuple], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays([pa.array(c, f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
 
 
-_LLM_CALL_COLUMNS = tuple(LLM_CALLS_SCHEMA.names)
+# An llm_calls row in schema order, from the normalizer's dict with every column set (KeyError if one is not).
+_llm_call_row = operator.itemgetter(*LLM_CALLS_SCHEMA.names)
 # The order of the tuple `_decode_span` builds for a `spans` row; a schema change must change both.
 _SPAN_COLUMNS = (
     "trace_id", "span_id", "parent_span_id", "trace_state", "name", "kind", "start_time", "end_time",
@@ -228,9 +230,10 @@ def _decode_span(span: tuple, context: tuple, received_at_ns: int) -> tuple[tupl
         received_at=received_at_ns,
         scope_name=scope_name,
         span_name=name,
+        price_model=None,  # store.pricing's, after the decode
     )
     call.update(owner)
-    return row, tuple(map(call.get, _LLM_CALL_COLUMNS))
+    return row, _llm_call_row(call)
 
 
 # Prompt and completion attributes of an LLM span. Their content is stored once, normalized, in

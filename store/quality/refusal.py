@@ -76,6 +76,11 @@ class Rules:
     def hint_words(self) -> tuple[frozenset[str], ...]:
         return tuple(frozenset(rule.hints) for rule in self.hedging)
 
+    @cached_property
+    def hedging_needs_words(self) -> bool:
+        """Every hedging rule has hints: a head without any cannot hedge (most heads, so no loop over the rules)."""
+        return all(rule.hints for rule in self.hedging)
+
 
 class _Words:
     """Which of a fixed list of substrings occur in a text."""
@@ -146,7 +151,7 @@ def detect_hedging(text: str | None, *, rules: Rules | None = None) -> str | Non
     """The id of the hedging rule that fired on the start of the output, or None."""
     rules = rules or DEFAULT_RULES
     head, words = _read(text, rules)
-    if not head:
+    if not head or (not words and rules.hedging_needs_words):
         return None
     for rule, hints in zip(rules.hedging, rules.hint_words, strict=True):
         if hints and hints.isdisjoint(words):
