@@ -38,6 +38,7 @@ _BLOCKS = (
     (re.compile(r"^\s*\|.*\|\s*$"), "table"),
     (re.compile(r"^\s*>"), "quote"),
 )
+_BLOCK_MARKS = frozenset("#-*+|>")  # and digits: what the patterns of _BLOCKS can start with
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
 
 
@@ -155,16 +156,18 @@ def _markdown_skeleton(text: str) -> str:
     structured = False
     in_code = False
     for line in text.splitlines():
-        if line.lstrip().startswith("```"):
+        start = line.lstrip()
+        if start.startswith("```"):
             if not in_code:
-                lang = line.lstrip()[3:].strip().split(" ")[0].lower()
+                lang = start[3:].strip().split(" ")[0].lower()
                 blocks.append(f"code({lang})" if lang else "code")
                 structured = True
             in_code = not in_code
             continue
-        if in_code or not line.strip():
+        if in_code or not start:
             continue
-        kind = _block_kind(line)
+        # Only a line that starts (after spaces) with a block's mark can be more than a paragraph.
+        kind = _block_kind(line) if start[0] in _BLOCK_MARKS or start[0].isdecimal() else "p"
         if kind == "table" and _TABLE_RULE.match(line):
             continue
         if kind != "p":
