@@ -51,8 +51,8 @@ FACTS = "llm_call_facts"
 FACT_COLUMNS = (
     "model", "operation", "provider", "service_name", "name", "prompt_name", "prompt_version", "status",
     "output_format", "environment", "project", "request_model", "response_model", "error_type", "cost_source",
-    "refused", "validation_status", "date", "start_time", "duration_ms", "time_to_first_token_ms", "input_tokens",
-    "output_tokens", "total_tokens", "cost_usd",
+    "refused", "refusal_rule", "hedging_rule", "validation_status", "date", "start_time", "duration_ms",
+    "time_to_first_token_ms", "input_tokens", "output_tokens", "total_tokens", "cost_usd",
 )  # fmt: skip
 ALL_KINDS = (*KINDS, FACTS)
 _FACTS = ", ".join(FACT_COLUMNS)
@@ -142,7 +142,8 @@ def bind_live(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def code_hash(code: str) -> str:
-    return hashlib.sha256(code.encode()).hexdigest()[:16]
+    """Of the live views' SQL and the facts' columns: a rollup written with other facts is not read."""
+    return hashlib.sha256(f"{code}\n{_FACTS}".encode()).hexdigest()[:16]
 
 
 def enable_memo(con: duckdb.DuckDBPyConnection) -> None:
