@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import pickle
+import re
 
 import pytest
 
 from store.config import ConfigError, load_config
 from store.quality.evaluate import evaluate, load_eval_set
-from store.quality.refusal import compile_rules, detect_hedging, detect_refusal
+from store.quality.refusal import DEFAULT_RULES, Rules, compile_rules, detect_hedging, detect_refusal
+from store.quality.rules import Rule
 from vigil.cli import main
 
 ANSWER = "Your order #4411 ships tomorrow."
@@ -102,6 +105,23 @@ def test_only_the_start_is_read() -> None:
 )
 def test_hedging(text: str, rule: str | None) -> None:
     assert detect_hedging(text) == rule
+
+
+def test_rules_read_the_same_after_a_trip_through_pickle() -> None:
+    """What a worker process would receive: the compiled word scan does not pickle, so it is made anew."""
+    text = "I'm not sure, but I can't help with that."
+    assert detect_refusal(text) == "en.cannot_assist@1"  # the scan is compiled and cached now
+    copy = pickle.loads(pickle.dumps(DEFAULT_RULES))
+    assert detect_refusal(text, rules=copy) == "en.cannot_assist@1"
+    assert detect_hedging("It depends on your workload.", rules=copy) == "en.hedge.it_depends@1"
+
+
+def test_a_hedging_rule_without_hints_is_tried_on_every_head() -> None:
+    """Hints only let a head skip rules; a rule that names none must still run where no hint occurs."""
+    plain = Rule("test.hedge.um@1", re.compile(r"\bum\b"))
+    rules = Rules(DEFAULT_RULES.refusal, (*DEFAULT_RULES.hedging, plain))
+    assert detect_hedging("Um, the limit is 100 requests a minute.", rules=rules) == "test.hedge.um@1"
+    assert detect_hedging("Um, the limit is 100 requests a minute.") is None
 
 
 def test_rules_can_be_disabled_and_unknown_ids_are_errors(tmp_path) -> None:
