@@ -5,7 +5,7 @@ request asked for (request params, output type) and what the application itself 
 Goes out: `quality_columns(...)`, a dict of the QUALITY_COLUMNS. Pure functions only, so the
 collector (at ingest) and replay (on new outputs) compute the same thing:
 `refusal.detect_refusal` / `detect_hedging`, `signature.output_signature`,
-`validation.validate_output`.
+`validation.validate_output` (`validate_requested`).
 
 `refusal` (the provider's refusal text) and `output_type` (the format the request asked for) are
 read by the normalizer; `refused` / `refusal_rule` is the verdict (any layer) and
@@ -19,7 +19,7 @@ from typing import Any
 
 from store.quality.refusal import Rules, detect_hedging, detect_refusal
 from store.quality.signature import output_signature
-from store.quality.validation import json_error, requested_json, validate_output
+from store.quality.validation import json_error, requested_json, validate_requested
 
 QUALITY_COLUMNS = (
     "refused",
@@ -88,10 +88,10 @@ def _validation(
     app_status, app_error = app
     if app_status == "fail":
         return "fail", f"application reported: {app_error or 'validation failed'}"
-    error = validate_output(text, params, output_type=output_type)
+    asked, schema = requested_json(params, output_type)
+    error = validate_requested(text, asked, schema)
     if error is not None:
         return "fail", error
-    asked, _ = requested_json(params, output_type)
     if asked and isinstance(text, str) and text.strip():
         return "pass", None
     return app_status, None

@@ -24,6 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 _SCHEMA_PARAMS = ("response_format", "structured_output_schema", "response_schema", "response_json_schema")
+_JSON_PARAMS = frozenset({*_SCHEMA_PARAMS, "response_mime_type"})  # the parameters that can ask for JSON
 _FENCE = re.compile(r"\A\s*```[ \t]*(?:json|JSON)?[ \t]*\n(.*?)\n?```\s*\Z", re.S)
 _NO_SCHEMA = object()
 
@@ -32,6 +33,8 @@ def requested_json(request_params: Any, output_type: str | None = None) -> tuple
     """(was JSON asked for, the JSON Schema asked for or None)."""
     params = _as_dict(request_params) or {}
     asked, schema = (output_type or "").lower() == "json", None
+    if params.keys().isdisjoint(_JSON_PARAMS):  # most requests: one C-level check
+        return asked, None
     mime = params.get("response_mime_type")
     if isinstance(mime, str) and mime.lower() == "application/json":
         asked = True
@@ -44,7 +47,11 @@ def requested_json(request_params: Any, output_type: str | None = None) -> tuple
 
 
 def validate_output(text: str | None, request_params: Any, *, output_type: str | None = None) -> str | None:
-    asked, schema = requested_json(request_params, output_type)
+    return validate_requested(text, *requested_json(request_params, output_type))
+
+
+def validate_requested(text: str | None, asked: bool, schema: dict | None) -> str | None:
+    """`validate_output` for what `requested_json` read of the request."""
     if not asked or not isinstance(text, str) or not text.strip():
         return None
     value, error = _parse(text)
