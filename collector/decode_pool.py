@@ -2,10 +2,11 @@
 
 Comes in: WAL record payloads (bytes) with their record kind. Goes out: futures of the decoded
 tables, LLM calls priced (`store.pricing`), as Arrow IPC in shared memory (no pickling of rows;
-see `collector.shared_tables`). Parsing, normalizing and pricing run in worker processes because
-that Python work, not I/O, sets the ingest ceiling, and one process only ever gets one core's
-worth of it; pricing there also keeps its per-row loop from holding the GIL of the process that
-acknowledges. With `workers=0` everything runs inline in the calling thread (tests, tiny machines).
+see `collector.shared_tables`, which hands the payloads to the workers the same way). Parsing,
+normalizing and pricing run in worker processes because that Python work, not I/O, sets the
+ingest ceiling, and one process only ever gets one core's worth of it; pricing there also keeps
+its per-row loop from holding the GIL of the process that acknowledges. With `workers=0`
+everything runs inline in the calling thread (tests, tiny machines).
 """
 
 from __future__ import annotations
@@ -27,7 +28,16 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from collector import memory
 from collector import quality as quality_rules
-from collector.shared_tables import SharedFolder, SharedTable, from_ipc, to_ipc
+from collector.shared_tables import (
+    SharedBytes,
+    SharedFolder,
+    SharedTable,
+    discard,
+    from_ipc,
+    share_bytes,
+    take_bytes,
+    to_ipc,
+)
 from collector.signals import SIGNALS, TRACES
 from store.config import QualityConfig
 from store.pricing import Pricer
@@ -41,11 +51,11 @@ GC_THRESHOLD = 10_000  # a worker's first-generation threshold (see _quiet_gc)
 
 
 def decode_payload(
-    kind: int, payload: bytes, received_at_ns: int, pricer: Pricer | None = None
+    kind: int, payload: bytes | SharedBytes, received_at_ns: int, pricer: Pricer | None = None
 ) -> dict[str, bytearray | SharedTable]:
     """Parse, decode and price one request; tables come back as Arrow IPC streams (empty ones left
     out), in shared memory when a worker decoded them."""
-    tables = SIGNALS[kind].decode_serialized(payload, received_at_ns)
+    tables = SIGNALS[kind].decode_serialized(take_bytes(payload), received_at_ns)
     pricer = pricer or _worker_pricer
     if pricer is not None and "llm_calls" in tables:
         tables["llm_calls"] = price_calls(pricer, tables["llm_calls"])
@@ -164,10 +174,13 @@ class DecodePool:
         future: Future[dict[str, bytearray | SharedTable]] = Future()
         if self._executor is not None:
             generation = self._generation
+            shared = share_bytes(payload, self._folder.path if self._folder else None)
             try:
-                future = self._executor.submit(decode_payload, kind, payload, received_at_ns)
+                future = self._executor.submit(decode_payload, kind, shared, received_at_ns)
             except (BrokenProcessPool, RuntimeError) as exc:  # dead, or shut down by a restart under way
                 future.set_exception(BrokenProcessPool(str(exc)))
+            # Taken: the worker has unlinked it already. Not taken (cancelled, a worker died first): it goes now.
+            future.add_done_callback(lambda _, shared=shared: discard(shared))
             self._generations[future] = generation
             return future
         try:

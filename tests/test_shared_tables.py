@@ -1,9 +1,10 @@
-"""Decoded tables handed from the decode workers to the collector through shared memory.
+"""Requests and decoded tables handed between the collector and its decode workers through shared memory.
 
 A worker writes each table into its own file in the collector's folder under /dev/shm; the
 collector maps it, unlinks it and reads the table in place, so no file outlives its table's
-hand-off. Where the folder cannot take the file, the bytes go through the pipe as before. A folder
-left by a collector that was killed is removed by the next collector.
+hand-off; requests go the other way as files the worker unlinks as it reads them, and one no worker
+took is removed when its future ends. Where the folder cannot take the file, the bytes go through
+the pipe as before. A folder left by a collector that was killed is removed by the next collector.
 """
 
 from __future__ import annotations
@@ -18,7 +19,16 @@ import pyarrow as pa
 import pytest
 
 from collector.decode_pool import DecodePool
-from collector.shared_tables import SharedFolder, SharedTable, from_ipc, to_ipc
+from collector.shared_tables import (
+    SharedBytes,
+    SharedFolder,
+    SharedTable,
+    discard,
+    from_ipc,
+    share_bytes,
+    take_bytes,
+    to_ipc,
+)
 from collector.signals import TRACES
 from tests.test_full_disk import _span_request
 
@@ -38,6 +48,23 @@ def test_without_a_usable_folder_the_bytes_go_through_the_pipe(tmp_path: Path) -
     data = to_ipc(TABLE, str(tmp_path / "gone"))
     assert isinstance(data, bytearray)
     assert from_ipc(data).equals(TABLE)
+
+
+def test_a_request_goes_to_a_worker_as_a_file_it_unlinks_as_it_reads(tmp_path: Path) -> None:
+    shared = share_bytes(b"\x0a\x02request", str(tmp_path))
+    assert isinstance(shared, SharedBytes) and Path(shared.path).read_bytes() == b"\x0a\x02request"
+    assert take_bytes(shared) == b"\x0a\x02request"
+    assert list(tmp_path.iterdir()) == []
+    untaken = share_bytes(b"never decoded", str(tmp_path))  # its pool was replaced before a worker took it
+    discard(untaken)
+    assert list(tmp_path.iterdir()) == []
+    discard(shared)  # taken already: nothing to do, no error
+
+
+def test_a_request_that_cannot_be_written_goes_through_the_pipe(tmp_path: Path) -> None:
+    assert share_bytes(b"request", None) == b"request"
+    assert share_bytes(b"request", str(tmp_path / "gone")) == b"request"
+    assert take_bytes(b"request") == b"request"
 
 
 def test_folders_of_dead_collectors_are_removed_and_their_own_on_close(tmp_path: Path) -> None:
