@@ -21,7 +21,6 @@ import logging
 import mmap
 import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -50,10 +49,8 @@ def to_ipc(table: pa.Table, folder: str | None = None) -> bytearray | SharedTabl
         writer.write_table(table)
     nbytes = size.size()
     if folder is not None:
-        path = Path(folder) / f"{os.getpid()}-{next(_names)}.arrow"
         try:
-            _write_shared(path, nbytes, lambda fd: _map_table(table, fd, nbytes))
-            return SharedTable(str(path), nbytes)
+            return _write_shared(table, Path(folder) / f"{os.getpid()}-{next(_names)}.arrow", nbytes)
         except OSError as exc:  # full, gone: the pipe still works
             logger.debug("decoded table through the pipe: %s", exc)
     out = bytearray(nbytes)
@@ -66,30 +63,19 @@ def _write(table: pa.Table, memory: pa.Buffer) -> None:
         writer.write_table(table)
 
 
-def _write_shared(path: Path, nbytes: int, fill: Callable[[int], object]) -> None:
-    """A new file of `nbytes` at `path`, filled by `fill(fd)`; nothing is left there if that fails."""
+def _write_shared(table: pa.Table, path: Path, nbytes: int) -> SharedTable:
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         # posix_fallocate, not ftruncate: a full tmpfs then fails here, not with SIGBUS mid-write.
         os.posix_fallocate(fd, 0, nbytes)
-        fill(fd)
+        with mmap.mmap(fd, nbytes) as memory:
+            _write(table, pa.py_buffer(memory))
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     finally:
         os.close(fd)
-
-
-def _map_table(table: pa.Table, fd: int, nbytes: int) -> None:
-    with mmap.mmap(fd, nbytes) as memory:
-        _write(table, pa.py_buffer(memory))
-
-
-def _write_bytes(data: bytes, fd: int) -> None:
-    """os.write, not a mapping: faulting the pages in through a mapping took ~0.6 µs per span more."""
-    view, written = memoryview(data), 0
-    while written < len(data):
-        written += os.write(fd, view[written:])
+    return SharedTable(str(path), nbytes)
 
 
 class SharedBytes(NamedTuple):
@@ -101,14 +87,25 @@ class SharedBytes(NamedTuple):
 
 def share_bytes(data: bytes, folder: str | None) -> bytes | SharedBytes:
     """`data` in a new file in `folder`, or `data` itself when there is no folder or it is full."""
-    if folder is None or not data:  # an empty request (valid protobuf): posix_fallocate refuses 0 bytes
+    if folder is None:
         return data
     path = Path(folder) / f"in-{next(_names)}"
     try:
-        _write_shared(path, len(data), lambda fd: _write_bytes(data, fd))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except OSError as exc:
         logger.debug("request through the pipe: %s", exc)
         return data
+    try:
+        os.posix_fallocate(fd, 0, len(data))  # a full tmpfs fails here, not part-way
+        view, written = memoryview(data), 0
+        while written < len(data):
+            written += os.write(fd, view[written:])
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        logger.debug("request through the pipe: %s", exc)
+        return data
+    finally:
+        os.close(fd)
     return SharedBytes(str(path), len(data))
 
 
