@@ -27,7 +27,7 @@ from collector.normalize import SpanFacts, normalize_llm_call, promoted_fields
 from store.schema import LLM_CALLS_SCHEMA, SPANS_SCHEMA
 
 try:
-    from collector import _otlp_wire
+    from collector import _otlp_wire  # type: ignore[attr-defined]
 except ImportError:  # built without a C compiler: the protobuf runtime reads requests instead
     _otlp_wire = None
     logging.getLogger(__name__).warning(

@@ -23,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from collector import memory
 from collector.auth import Authenticator
+from collector.compiled import compiled_modules, stale_modules
 from collector.http_server import HttpFrontEnd
 from collector.instance import instance_id
 from collector.pipeline import Pipeline
@@ -60,6 +61,7 @@ class Collector:
     def __enter__(self) -> Collector:
         cfg = self.config.collector
         memory.limit_retention()  # before any thread starts: see collector.memory
+        _log_compiled()
         pricer = Pricer.from_config(self.config.pricing)  # first: a bad price file stops start-up cleanly
         auth = self._authenticator()
         redactor = Redactor(self.config.redaction) if self.config.redaction.enabled else None
@@ -285,6 +287,17 @@ def _is_loopback(listen: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:  # a host name: it may resolve to anything
         return False
+
+
+def _log_compiled() -> None:
+    logger.info("modules compiled by mypyc=%d", len(compiled_modules()))
+    stale = stale_modules()
+    if stale:
+        logger.warning(
+            "compiled modules older than their source, so the old code runs: %s. Rebuild them with `uv sync` "
+            "(or `VIGIL_PURE_PYTHON=1 uv sync` to run the sources as they are)",
+            ", ".join(stale),
+        )
 
 
 def _read_tls(cert_file: str, key_file: str) -> tuple[bytes, bytes] | None:

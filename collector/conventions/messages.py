@@ -89,7 +89,8 @@ def to_message(message: Any, default_role: str) -> dict[str, Any] | None:
         calls = message.get("tool_calls")
         for call in calls if isinstance(calls, list) else ():
             if isinstance(call, dict):
-                function = call.get("function") if isinstance(call.get("function"), dict) else call
+                function = call.get("function")
+                function = function if isinstance(function, dict) else call
                 parts.append(tool_call_part(call.get("id"), function.get("name"), function.get("arguments")))
         if isinstance(message.get("refusal"), str):
             parts.append({"type": "refusal", "content": message["refusal"]})

@@ -15,19 +15,24 @@ from typing import Any
 from collector.conventions import Keys, as_float, as_str, loads, maybe_json
 from collector.conventions.messages import to_messages, tool_definition
 
-PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system")
+# Annotated: mypy (which compiles this module, see setup.py) cannot infer these where
+# collector.normalize adds them up.
+PROVIDER_KEYS: tuple[str, ...] = ("gen_ai.provider.name", "gen_ai.system")
 OPERATION_KEY = "gen_ai.operation.name"
-REQUEST_MODEL_KEYS = ("gen_ai.request.model",)
-RESPONSE_MODEL_KEYS = ("gen_ai.response.model",)
-RESPONSE_ID_KEYS = ("gen_ai.response.id",)
-INPUT_TOKEN_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
-OUTPUT_TOKEN_KEYS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
-CACHED_INPUT_TOKEN_KEYS = ("gen_ai.usage.cache_read.input_tokens",)
-CACHE_CREATION_TOKEN_KEYS = ("gen_ai.usage.cache_creation.input_tokens", "gen_ai.usage.cache_write.input_tokens")
-REASONING_TOKEN_KEYS = ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens")
-TOTAL_TOKEN_KEYS = ("gen_ai.usage.total_tokens",)
+REQUEST_MODEL_KEYS: tuple[str, ...] = ("gen_ai.request.model",)
+RESPONSE_MODEL_KEYS: tuple[str, ...] = ("gen_ai.response.model",)
+RESPONSE_ID_KEYS: tuple[str, ...] = ("gen_ai.response.id",)
+INPUT_TOKEN_KEYS: tuple[str, ...] = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
+OUTPUT_TOKEN_KEYS: tuple[str, ...] = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
+CACHED_INPUT_TOKEN_KEYS: tuple[str, ...] = ("gen_ai.usage.cache_read.input_tokens",)
+CACHE_CREATION_TOKEN_KEYS: tuple[str, ...] = (
+    "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.usage.cache_write.input_tokens",
+)
+REASONING_TOKEN_KEYS: tuple[str, ...] = ("gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens")
+TOTAL_TOKEN_KEYS: tuple[str, ...] = ("gen_ai.usage.total_tokens",)
 # Seconds, per semconv; converted to ms by the reader.
-TTFT_SECONDS_KEYS = ("gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token")
+TTFT_SECONDS_KEYS: tuple[str, ...] = ("gen_ai.response.time_to_first_chunk", "gen_ai.server.time_to_first_token")
 
 # gen_ai.operation.name values that are one model call → our operation vocabulary.
 MODEL_OPERATIONS = {

@@ -211,8 +211,8 @@ def _tool_names(tool_calls: Any) -> list[str]:
     names = set()
     for call in tool_calls:
         if isinstance(call, dict):
-            function = call.get("function") if isinstance(call.get("function"), dict) else call
-            name = function.get("name")
+            function = call.get("function")
+            name = (function if isinstance(function, dict) else call).get("name")
             names.add(str(name) if name is not None else "?")
     return sorted(names)
 

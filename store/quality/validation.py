@@ -64,11 +64,11 @@ def validate_requested(text: str | None, asked: bool, schema: dict | None) -> st
         return None
     from jsonschema.exceptions import best_match  # imported on first use: most processes never validate
 
-    error = best_match(validator.iter_errors(value))
-    if error is None:
+    mismatch = best_match(validator.iter_errors(value))
+    if mismatch is None:
         return None
-    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-    return f"output does not match the requested schema at {where}: {error.message}"[:300]
+    where = "/".join(str(p) for p in mismatch.absolute_path) or "(root)"
+    return f"output does not match the requested schema at {where}: {mismatch.message}"[:300]
 
 
 def json_error(text: str | None) -> str | None:
@@ -98,7 +98,8 @@ def _schema_of(value: Any) -> Any:
     if kind in ("json_object", "json"):
         return _NO_SCHEMA
     if kind == "json_schema":  # OpenAI: {"type": "json_schema", "json_schema": {"name", "schema", "strict"}}
-        inner = value.get("json_schema") if isinstance(value.get("json_schema"), dict) else {}
+        inner = value.get("json_schema")
+        inner = inner if isinstance(inner, dict) else {}
         schema = inner.get("schema", value.get("schema"))
         return schema if isinstance(schema, dict) else _NO_SCHEMA
     if kind == "text":
