@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,6 +162,12 @@ def _private_mb(pid: int) -> float:
     return found.get("RssAnon", 0.0) + found.get("RssShmem", 0.0)
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:  # bind 0, close, hand the port to the collector
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 class CollectorProcess:
     """`vigil collector` in its own process; samples its RSS (VmRSS/VmHWM) and CPU time from /proc."""
 
@@ -172,13 +179,12 @@ class CollectorProcess:
         self._file_mb: dict[int, float] = {}  # file-backed PSS per process, as last read
 
     def __enter__(self) -> CollectorProcess:
-        with socket.socket() as probe:  # a free port: bind 0, close, hand it to the collector
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        self.port, self.http_port = _free_port(), _free_port()
         env = os.environ | {"VIGIL_COLLECTOR_WAL_FSYNC": str(self.fsync), "VIGIL_COLLECTOR_METRICS_LOG_INTERVAL_S": "0"}
         self.log = open(self.data_dir.parent / "collector.log", "wb")  # noqa: SIM115 - closed in __exit__
         cmd = [sys.executable, "-m", "vigil", "collector", "--data-dir", str(self.data_dir)]
-        cmd += ["--grpc-listen", f"127.0.0.1:{self.port}", "--log-level", "WARNING"]
+        cmd += ["--grpc-listen", f"127.0.0.1:{self.port}", "--http-listen", f"127.0.0.1:{self.http_port}"]
+        cmd += ["--log-level", "WARNING"]
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and self.proc.poll() is None:
@@ -238,6 +244,23 @@ class CollectorProcess:
 
     def workers_cpu_s(self) -> float:
         return sum(_cpu_s(pid) for pid in self.worker_pids())
+
+    def wal_syncs(self) -> dict[str, Any]:
+        """The WAL's fdatasync times from the collector's /metrics histogram: the disk's share of
+        the ack latency (every ack waits for one). The p99 is the upper bound of its bucket."""
+        url = f"http://127.0.0.1:{self.http_port}/metrics"
+        text = urllib.request.urlopen(url, timeout=10).read().decode()  # noqa: S310 - loopback
+        buckets = re.findall(r'^vigil_wal_sync_seconds_bucket\{le="([^"]+)"\} (\d+)$', text, re.MULTILINE)
+        total = int(buckets[-1][1]) if buckets else 0
+        if not total:
+            return {"wal_syncs": 0}
+        over = total - next(int(n) for le, n in buckets if le == "0.05")
+        p99 = next(le for le, n in buckets if int(n) >= 0.99 * total)
+        return {
+            "wal_syncs": total,
+            "wal_syncs_over_50ms_pct": round(100 * over / total, 2),
+            "wal_sync_p99_ms_at_most": "inf" if p99 == "+Inf" else round(float(p99) * 1000),
+        }
 
     def stop(self) -> float:
         """SIGTERM, then wait while it writes everything acknowledged; returns the drain seconds."""
@@ -414,6 +437,7 @@ def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[
             load = run_sdk(collector.port, args) if args.sdk else run_raw(collector.port, payloads, args, rate)
             cpu, own = collector.cpu_s() - cpu0, time.process_time() - own0
             workers_cpu = collector.workers_cpu_s() - workers0
+            syncs = collector.wal_syncs()
             drain_s = collector.stop()
         if profiler is not None:
             profiler.wait(timeout=60)
@@ -435,6 +459,7 @@ def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[
             "otlp_mb_per_s_2nd_half": round(load.steady_rate(4) / 1e6, 2) if raw else None,
             **{f"ack_{k}_ms": v for k, v in load.percentiles(1).items()},
             **{f"ack_incl_retries_{k}_ms": v for k, v in load.percentiles(2).items() if k != "p50"},
+            **syncs,
             "refused_retried": load.refused,
             "errors": load.errors,
             "collector_rss_peak_mb": round(collector.rss_peak_mb),

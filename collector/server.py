@@ -222,7 +222,8 @@ class Collector:
         return ""
 
     def metrics_text(self) -> str:
-        return prometheus_text(self.counters.snapshot() | {"wal_bytes": self.wal.disk_bytes})
+        values = self.counters.snapshot() | {"wal_bytes": self.wal.disk_bytes}
+        return prometheus_text(values, {"wal_sync_seconds": self.wal.sync_seconds})
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()

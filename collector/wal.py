@@ -25,6 +25,7 @@ import logging
 import os
 import struct
 import threading
+import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from collector.selfmetrics import Histogram
 from store.writer import fsync_dir
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,9 @@ _SUFFIX = ".wal"
 _SPARE = ".spare"
 MAX_SPARES = 2
 _IOV_MAX = min(os.sysconf("SC_IOV_MAX"), 1024)
+# Seconds. Every acknowledgement waits for one sync, so this is the floor of the ack latency: a
+# disk whose syncs stall shows here, not in the collector's CPU.
+SYNC_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 OnDurable = Callable[[int], None]
@@ -78,6 +83,7 @@ class WriteAheadLog:
         self.last_error_bytes = 0  # how much that write needed
         self._flusher: threading.Thread | None = None
         self._spare_lock = threading.Lock()  # the pipeline's checkpoints retire, the flusher takes
+        self.sync_seconds = Histogram(SYNC_BUCKETS_S)  # each group commit's fdatasync
 
     # -- recovery ---------------------------------------------------------------------------
 
@@ -178,7 +184,9 @@ class WriteAheadLog:
             try:
                 _write_all(self._file, parts)
                 if self.fsync:
+                    began = time.perf_counter()
                     os.fdatasync(self._file.fileno())
+                    self.sync_seconds.observe(time.perf_counter() - began)
             except OSError:
                 # Leave no partial record behind: the next batch must start on a clean boundary.
                 self._cut_back(start)

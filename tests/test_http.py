@@ -12,6 +12,7 @@ import pytest
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
+from collector.selfmetrics import Histogram
 from collector.server import Collector
 from tests.conftest import make_config, query, wait_for
 from tests.test_export_status import _good_span, _request, _span
@@ -174,6 +175,20 @@ def test_health_ready_and_metrics(http_url: str, collector: Collector) -> None:
     assert "vigil_received_spans_total 2" in text
     assert "vigil_rejected_spans_total 1" in text
     assert "# TYPE vigil_wal_bytes gauge" in text
+    # The accepted request's group commit waited for one fdatasync: counted once, in cumulative buckets.
+    assert "# TYPE vigil_wal_sync_seconds histogram" in text
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("vigil_wal_sync_seconds"))
+    buckets = [int(v) for k, v in samples.items() if k.startswith("vigil_wal_sync_seconds_bucket")]
+    assert buckets == sorted(buckets) and buckets[-1] == int(samples["vigil_wal_sync_seconds_count"]) >= 1
+    assert 'vigil_wal_sync_seconds_bucket{le="+Inf"}' in samples
+    assert float(samples["vigil_wal_sync_seconds_sum"]) > 0
+
+
+def test_histogram_buckets_are_cumulative_and_include_their_bound() -> None:
+    histogram = Histogram((0.01, 0.05))
+    for value in (0.001, 0.01, 0.02, 0.05, 3.0):
+        histogram.observe(value)
+    assert histogram.snapshot() == ([2, 4, 5], pytest.approx(3.081))
 
 
 def test_readyz_fails_when_the_store_is_not_writable(http_url: str, collector: Collector) -> None:
