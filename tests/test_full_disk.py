@@ -185,8 +185,13 @@ def test_full_disk_is_refused_unavailable_then_ingestion_resumes(small_disk: Pat
         _assert_retry_info(refusal, grpc.StatusCode.UNAVAILABLE)
 
         # While full, every attempt is refused the same way, on both transports, and nothing crashes.
+        # A Parquet flush that fails deletes its temporary file, which can free more than a request
+        # needs: the disk is filled again before each attempt, so each meets a full disk.
+        topup = small_disk / "topup"
         for _ in range(2):
+            _fill(topup)
             _assert_retry_info(_grpc_export(channel, big()[0]), grpc.StatusCode.UNAVAILABLE)
+            _fill(topup)
             status, headers, body = _http(f"{url}/v1/traces", big()[0].SerializeToString())
             assert status == 503 and int(headers["Retry-After"]) >= 1
             assert status_pb2.Status.FromString(body).code == code_pb2.UNAVAILABLE
@@ -195,6 +200,7 @@ def test_full_disk_is_refused_unavailable_then_ingestion_resumes(small_disk: Pat
         assert collector.counters.get("refused_requests") >= 5
 
         ballast.unlink()  # space returns
+        topup.unlink()
         for _ in range(3):
             request, key = big()
             assert _grpc_export(channel, request) is None, "ingestion did not resume once there was space"
