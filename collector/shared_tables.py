@@ -21,6 +21,7 @@ import logging
 import mmap
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -49,8 +50,10 @@ def to_ipc(table: pa.Table, folder: str | None = None) -> bytearray | SharedTabl
         writer.write_table(table)
     nbytes = size.size()
     if folder is not None:
+        path = Path(folder) / f"{os.getpid()}-{next(_names)}.arrow"
         try:
-            return _write_shared(table, Path(folder) / f"{os.getpid()}-{next(_names)}.arrow", nbytes)
+            _write_shared(path, nbytes, lambda fd: _map_table(table, fd, nbytes))
+            return SharedTable(str(path), nbytes)
         except OSError as exc:  # full, gone: the pipe still works
             logger.debug("decoded table through the pipe: %s", exc)
     out = bytearray(nbytes)
@@ -63,19 +66,30 @@ def _write(table: pa.Table, memory: pa.Buffer) -> None:
         writer.write_table(table)
 
 
-def _write_shared(table: pa.Table, path: Path, nbytes: int) -> SharedTable:
+def _write_shared(path: Path, nbytes: int, fill: Callable[[int], object]) -> None:
+    """A new file of `nbytes` at `path`, filled by `fill(fd)`; nothing is left there if that fails."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         # posix_fallocate, not ftruncate: a full tmpfs then fails here, not with SIGBUS mid-write.
         os.posix_fallocate(fd, 0, nbytes)
-        with mmap.mmap(fd, nbytes) as memory:
-            _write(table, pa.py_buffer(memory))
+        fill(fd)
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     finally:
         os.close(fd)
-    return SharedTable(str(path), nbytes)
+
+
+def _map_table(table: pa.Table, fd: int, nbytes: int) -> None:
+    with mmap.mmap(fd, nbytes) as memory:
+        _write(table, pa.py_buffer(memory))
+
+
+def _write_bytes(data: bytes, fd: int) -> None:
+    """os.write, not a mapping: faulting the pages in through a mapping took ~0.6 µs per span more."""
+    view, written = memoryview(data), 0
+    while written < len(data):
+        written += os.write(fd, view[written:])
 
 
 class SharedBytes(NamedTuple):
@@ -87,25 +101,14 @@ class SharedBytes(NamedTuple):
 
 def share_bytes(data: bytes, folder: str | None) -> bytes | SharedBytes:
     """`data` in a new file in `folder`, or `data` itself when there is no folder or it is full."""
-    if folder is None:
+    if folder is None or not data:  # an empty request (valid protobuf): posix_fallocate refuses 0 bytes
         return data
     path = Path(folder) / f"in-{next(_names)}"
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        _write_shared(path, len(data), lambda fd: _write_bytes(data, fd))
     except OSError as exc:
         logger.debug("request through the pipe: %s", exc)
         return data
-    try:
-        os.posix_fallocate(fd, 0, len(data))  # a full tmpfs fails here, not part-way
-        view, written = memoryview(data), 0
-        while written < len(data):
-            written += os.write(fd, view[written:])
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        logger.debug("request through the pipe: %s", exc)
-        return data
-    finally:
-        os.close(fd)
     return SharedBytes(str(path), len(data))
 
 
