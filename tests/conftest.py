@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sysconfig
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +18,11 @@ from store.config import Config, load_config
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 RECORDINGS = SHARED / "otlp-recordings"
+
+
+def can_compile() -> bool:
+    """A C compiler and Python's headers: what the install needs to build the compiled modules (setup.py)."""
+    return shutil.which("cc") is not None and (Path(sysconfig.get_paths()["include"]) / "Python.h").exists()
 
 
 @pytest.fixture

@@ -11,15 +11,14 @@ import ast
 import importlib
 import importlib.machinery
 import os
-import shutil
 import sys
-import sysconfig
 import types
 from pathlib import Path
 
 import pytest
 
 from collector.compiled import compiled_modules, stale_modules
+from tests.conftest import can_compile
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,7 +36,7 @@ def mypyc_modules() -> list[str]:
 def test_listed_modules_run_compiled() -> None:
     if os.environ.get("VIGIL_PURE_PYTHON"):
         pytest.skip("VIGIL_PURE_PYTHON is set: installed uncompiled on purpose")
-    if not shutil.which("cc") or not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+    if not can_compile():
         pytest.skip("no C compiler or Python headers here: the modules run as Python")
     names = mypyc_modules()
     assert "collector.normalize" in names

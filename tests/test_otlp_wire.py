@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import subprocess
 import sys
-import sysconfig
-from pathlib import Path
 
 import pytest
 from google.protobuf.message import DecodeError
@@ -31,7 +28,7 @@ from bench.ingest import build_request
 from collector import _otlp_wire
 from collector.decode_traces import read_request
 from collector.signals import TRACES
-from tests.conftest import RECORDINGS
+from tests.conftest import RECORDINGS, can_compile
 from tests.otlp_json import load_recording
 from tests.test_fuzz import PURE, STRUCTURED, mutated, trace_requests
 
@@ -40,7 +37,7 @@ BUILT = pytest.mark.skipif(_otlp_wire is None, reason="collector._otlp_wire is n
 
 def test_reader_is_built() -> None:
     # The install compiles it (setup.py); without it ingest silently costs ~15% more CPU per span.
-    if not shutil.which("cc") or not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+    if not can_compile():
         pytest.skip("no C compiler or Python headers here: the collector runs on the protobuf runtime's parse")
     assert _otlp_wire is not None, "collector._otlp_wire not compiled: install gcc, `uv sync --reinstall-package vigil`"
 
