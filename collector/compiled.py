@@ -14,23 +14,21 @@ from pathlib import Path
 _PACKAGES = ("collector.", "store.")
 
 
-def compiled_modules() -> dict[str, Path]:
-    """Imported vigil modules loaded from an extension file that has a `.py` source beside it."""
+def compiled_modules() -> dict[str, tuple[Path, Path]]:
+    """Imported vigil modules loaded from an extension file with a `.py` source beside it:
+    name → (source, extension file)."""
     found = {}
     for name, module in list(sys.modules.items()):
         origin = getattr(module, "__file__", None)
         if name.startswith(_PACKAGES) and origin and origin.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
-            source = Path(origin).with_name(Path(origin).name.split(".", 1)[0] + ".py")
+            built = Path(origin)
+            source = built.with_name(built.name.split(".", 1)[0] + ".py")
             if source.exists():
-                found[name] = source
+                found[name] = (source, built)
     return found
 
 
-def stale_modules() -> list[str]:
-    """Compiled modules whose source changed after they were built."""
-    stale = []
-    for name, source in compiled_modules().items():
-        built = Path(sys.modules[name].__file__ or "")
-        if source.stat().st_mtime > built.stat().st_mtime:
-            stale.append(name)
-    return sorted(stale)
+def stale_modules(compiled: dict[str, tuple[Path, Path]] | None = None) -> list[str]:
+    """Those of `compiled` (default: `compiled_modules()`) whose source changed after they were built."""
+    compiled = compiled_modules() if compiled is None else compiled
+    return sorted(name for name, (source, built) in compiled.items() if source.stat().st_mtime > built.stat().st_mtime)

@@ -291,8 +291,9 @@ def _is_loopback(listen: str) -> bool:
 
 
 def _log_compiled() -> None:
-    logger.info("modules compiled by mypyc=%d", len(compiled_modules()))
-    stale = stale_modules()
+    compiled = compiled_modules()
+    logger.info("modules compiled by mypyc=%d", len(compiled))
+    stale = stale_modules(compiled)
     if stale:
         logger.warning(
             "compiled modules older than their source, so the old code runs: %s. Rebuild them with `uv sync` "
