@@ -14,12 +14,15 @@ import sysconfig
 from pathlib import Path
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 # Each must type-check under mypy (mypyc enforces the annotations at run time). Not here:
-# store/quality/refusal.py (functools.cached_property does not work on mypyc's classes).
+# store/quality/rules.py (its `Rules` caches with functools.cached_property, which needs the
+# instance __dict__ that mypyc's classes do not have).
 MYPYC_MODULES = [
     "collector/normalize.py",
     "collector/decode_traces.py",
+    "collector/quality.py",
     "collector/conventions/__init__.py",
     "collector/conventions/cost.py",
     "collector/conventions/messages.py",
@@ -27,6 +30,7 @@ MYPYC_MODULES = [
     "collector/conventions/openllmetry.py",
     "collector/conventions/otel_genai.py",
     "store/quality/__init__.py",
+    "store/quality/refusal.py",
     "store/quality/signature.py",
     "store/quality/validation.py",
 ]
@@ -38,17 +42,27 @@ def have_compiler() -> bool:
 
 def remove_compiled() -> None:
     """An editable install builds in the source tree, where Python would keep loading an earlier
-    build's extension files over the sources: a pure-Python install removes them."""
+    build's extension files over the sources. Every build starts by removing mypyc's: a module
+    compiled before and no longer (another checkout of setup.py) would load a shared library that
+    lacks it and fail to import."""
     root = Path(__file__).parent
-    for stem in ["vigil_native__mypyc", *(module.removesuffix(".py") for module in MYPYC_MODULES)]:
-        for path in root.glob(stem + ".*"):
-            if path.suffix in (".so", ".pyd"):
+    for package in ("collector", "store"):
+        for path in (root / package).rglob("*"):
+            if path.suffix in (".so", ".pyd") and path.with_name(path.name.split(".")[0] + ".py").exists():
                 path.unlink()
+    for path in root.glob("vigil_native__mypyc.*"):
+        if path.suffix in (".so", ".pyd"):
+            path.unlink()
+
+
+class BuildExt(build_ext):
+    def run(self) -> None:
+        remove_compiled()  # here, not at import: setup.py also runs to answer metadata queries
+        super().run()
 
 
 def mypyc_extensions() -> list[Extension]:
     if os.environ.get("VIGIL_PURE_PYTHON") or not have_compiler():
-        remove_compiled()
         return []
     from mypyc.build import mypycify
 
@@ -62,6 +76,7 @@ def mypyc_extensions() -> list[Extension]:
 
 
 setup(
+    cmdclass={"build_ext": BuildExt},
     ext_modules=[
         Extension(
             "collector._otlp_wire",
@@ -70,5 +85,5 @@ setup(
             optional=True,
         ),
         *mypyc_extensions(),
-    ]
+    ],
 )

@@ -25,12 +25,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
-from functools import cached_property
+from dataclasses import replace
 
-import re2
-
-from store.quality.rules import Rule, RuleSet
+from store.quality.rules import Rule, Rules, RuleSet
 from store.quality.rules_en import EN_1, HEDGING_EN_1
 
 HEAD_CHARS = 300  # refusals say so up front; reading more costs time and finds answers' caveats
@@ -44,62 +41,6 @@ _APOSTROPHES = (("’", "'"), ("‘", "'"), ("`", "'"), ("\u00a0", " "))
 _SPACES = re.compile(r"\s+")
 _QUOTED = re.compile(r'"[^"\n]{0,300}"|“[^”\n]{0,300}”')  # a refusal quoted in an answer is not the model's own
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
-
-
-@dataclass(frozen=True)
-class Rules:
-    """The active rule sets and hedging rules (see `compile_rules`)."""
-
-    refusal: tuple[RuleSet, ...]
-    hedging: tuple[Rule, ...]
-
-    @cached_property
-    def matchers(self) -> tuple[re.Pattern[str] | None, ...]:
-        """Per rule set, its rules as one alternation (group rN is rule N): one match per clause, not one
-        per rule. Compiled on first use (~60 ms), not on import: every process loads the config."""
-        return tuple(
-            re.compile("|".join(f"(?P<r{i}>{r.pattern.pattern})" for i, r in enumerate(s.rules))) if s.rules else None
-            for s in self.refusal
-        )
-
-    @cached_property
-    def words(self) -> _Words:
-        """Every trigger substring of the rule sets and every hedging hint, found in one linear-time RE2 pass
-        (~1.5 µs per head, where a scan for the triggers and another for the hints took ~4.5)."""
-        return _Words((*(t for s in self.refusal for t in s.trigger), *(h for r in self.hedging for h in r.hints)))
-
-    @cached_property
-    def trigger_words(self) -> tuple[frozenset[str], ...]:
-        return tuple(frozenset(s.trigger) for s in self.refusal)
-
-    @cached_property
-    def hint_words(self) -> tuple[frozenset[str], ...]:
-        return tuple(frozenset(rule.hints) for rule in self.hedging)
-
-    @cached_property
-    def hedging_needs_words(self) -> bool:
-        """Every hedging rule has hints: a head without any cannot hedge (most heads, so no loop over the rules)."""
-        return all(rule.hints for rule in self.hedging)
-
-
-class _Words:
-    """Which of a fixed list of substrings occur in a text."""
-
-    def __init__(self, substrings: Iterable[str]) -> None:
-        self._substrings = tuple(dict.fromkeys(substrings))
-        options = re2.Options()
-        options.literal = True
-        self._set = re2.Set.SearchSet(options)
-        for text in self._substrings:
-            self._set.Add(text)
-        self._set.Compile()
-
-    def __reduce__(self) -> tuple[type[_Words], tuple[tuple[str, ...]]]:
-        return _Words, (self._substrings,)  # an RE2 set does not pickle: compiled again where it is unpickled
-
-    def found_in(self, text: str) -> frozenset[str]:
-        found = self._set.Match(text)
-        return frozenset(self._substrings[i] for i in found) if found else frozenset()
 
 
 def compile_rules(rule_sets: Iterable[str] = ("en@1",), disabled: Iterable[str] = (), hedging: bool = True) -> Rules:
