@@ -1,19 +1,22 @@
 """Ingest benchmark: how many realistic LLM spans per second the collector acknowledges and stores.
 
 Starts `vigil collector` as a separate process (so its RSS and CPU are its own), sends pre-encoded
-OTLP ExportTraceServiceRequests over raw gRPC from concurrent threads (or, with --sdk, spans made
-by the real OTel SDK + OTLP gRPC exporter), stops the collector with SIGTERM and counts the rows
-that reached Parquet with DuckDB. Prints figures, asserts nothing. See bench/README.md.
+OTLP ExportTraceServiceRequests over raw gRPC (or, with --http, OTLP/HTTP protobuf POSTs) from
+concurrent threads (or, with --sdk, spans made by the real OTel SDK + OTLP exporter), stops the
+collector with SIGTERM and counts the rows that reached Parquet with DuckDB. Prints figures,
+asserts nothing. See bench/README.md.
 
     uv run python -m bench.ingest                    # max rate for 20 s, WAL fsync on
     uv run python -m bench.ingest --compare-fsync    # fsync on vs off, two rows
     uv run python -m bench.ingest --rate-fraction 0.5  # max run, then paced at half of it
-    uv run python -m bench.ingest --sdk              # through the OTel SDK exporter
+    uv run python -m bench.ingest --http             # OTLP/HTTP to :4318's /v1/traces instead
+    uv run python -m bench.ingest --sdk [--http]     # through the OTel SDK exporter
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import itertools
 import json
 import os
@@ -47,6 +50,7 @@ from collector.attributes import encode_attributes
 REPO = Path(__file__).resolve().parents[1]
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 RETRYABLE = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
+HTTP_RETRYABLE = (429, 502, 503, 504)  # the OTLP/HTTP spec's retryable statuses
 SPANS_PER_TRACE = 8  # an invoke_agent root span + 7 chat calls, like an agent task
 RESOURCE = {"service.name": "bench-agent", "vigil.project": "bench", "telemetry.sdk.language": "python"}
 AGENT = {"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "support-agent", "session.id": "s-1"}
@@ -305,7 +309,51 @@ class Load:
         return {k: round(v, 1) for k, v in pick.items()}
 
 
-def run_raw(port: int, payloads: list[tuple[bytes, int, int]], args: argparse.Namespace, rate: float) -> Load:
+class Refused(Exception):
+    """The collector asked the client to retry later (RESOURCE_EXHAUSTED / UNAVAILABLE, 429 / 503)."""
+
+
+class GrpcSender:
+    def __init__(self, port: int) -> None:
+        options = [("grpc.max_send_message_length", 256 << 20), ("grpc.use_local_subchannel_pool", 1)]
+        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=options)
+        self._export = self._channel.unary_unary(EXPORT, None, ExportTraceServiceResponse.FromString)
+
+    def send(self, payload: bytes) -> None:
+        try:
+            self._export(payload, timeout=60)
+        except grpc.RpcError as exc:
+            if exc.code() in RETRYABLE:
+                raise Refused from exc
+            raise RuntimeError(f"{exc.code()} {exc.details()}") from exc
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+class HttpSender:
+    """One kept-alive HTTP/1.1 connection, as the SDK's exporter (a requests Session) keeps one."""
+
+    def __init__(self, port: int) -> None:
+        self._connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+
+    def send(self, payload: bytes) -> None:
+        headers = {"Content-Type": "application/x-protobuf"}
+        self._connection.request("POST", "/v1/traces", body=payload, headers=headers)
+        response = self._connection.getresponse()
+        body = response.read()
+        if response.status in HTTP_RETRYABLE:
+            raise Refused
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status} {body[:200]!r}")
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def run_raw(
+    collector: CollectorProcess, payloads: list[tuple[bytes, int, int]], args: argparse.Namespace, rate: float
+) -> Load:
     """C threads send payloads round-robin until --duration; paced at `rate` spans/s when > 0."""
     lock, order = threading.Lock(), itertools.count()
     interval = args.spans_per_request / rate if rate else 0.0  # seconds between request slots
@@ -315,9 +363,8 @@ def run_raw(port: int, payloads: list[tuple[bytes, int, int]], args: argparse.Na
 
     def worker() -> None:
         mine = Load()
-        options = [("grpc.max_send_message_length", 256 << 20), ("grpc.use_local_subchannel_pool", 1)]
-        with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
-            export = channel.unary_unary(EXPORT, None, ExportTraceServiceResponse.FromString)
+        sender = HttpSender(collector.http_port) if args.http else GrpcSender(collector.port)
+        try:
             while True:
                 k = next(order)
                 due = start + k * interval
@@ -330,20 +377,25 @@ def run_raw(port: int, payloads: list[tuple[bytes, int, int]], args: argparse.Na
                 while True:
                     sent = time.perf_counter()
                     try:
-                        export(payload, timeout=60)
-                    except grpc.RpcError as exc:
-                        if exc.code() in RETRYABLE and time.perf_counter() < stop + 60:
+                        sender.send(payload)
+                    except Refused:
+                        if time.perf_counter() < stop + 60:
                             mine.refused += 1
                             time.sleep(args.retry_sleep)
                             continue
                         mine.errors += 1
-                        print(f"export failed: {exc.code()} {exc.details()}", file=sys.stderr)
+                        break
+                    except (RuntimeError, OSError, http.client.HTTPException) as exc:
+                        mine.errors += 1
+                        print(f"export failed: {exc}", file=sys.stderr)
                         break
                     acked = time.perf_counter()
                     mine.acks.append((acked, (acked - sent) * 1000, (acked - first) * 1000, spans, len(payload)))
                     mine.requests, mine.spans, mine.calls = mine.requests + 1, mine.spans + spans, mine.calls + calls
                     mine.otlp_bytes += len(payload)
                     break
+        finally:
+            sender.close()
         with lock:
             for name in ("acks", "requests", "spans", "calls", "otlp_bytes", "refused", "errors"):
                 setattr(total, name, getattr(total, name) + getattr(mine, name))
@@ -357,16 +409,22 @@ def run_raw(port: int, payloads: list[tuple[bytes, int, int]], args: argparse.Na
     return total
 
 
-def run_sdk(port: int, args: argparse.Namespace) -> Load:
-    """Agent tasks made with the OTel SDK in one thread; BatchSpanProcessor → OTLPSpanExporter (gRPC)."""
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+def run_sdk(collector: CollectorProcess, args: argparse.Namespace) -> Load:
+    """Agent tasks made with the OTel SDK in one thread; BatchSpanProcessor → OTLPSpanExporter (gRPC or HTTP)."""
     from opentelemetry.sdk.resources import Resource as SdkResource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.trace import SpanKind
 
     provider = TracerProvider(resource=SdkResource.create(RESOURCE))
-    exporter = OTLPSpanExporter(endpoint=f"127.0.0.1:{port}", insecure=True)
+    if args.http:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+        exporter: Any = HttpExporter(endpoint=f"http://127.0.0.1:{collector.http_port}/v1/traces")
+    else:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        exporter = OTLPSpanExporter(endpoint=f"127.0.0.1:{collector.port}", insecure=True)
     batch = args.spans_per_request
     provider.add_span_processor(
         BatchSpanProcessor(exporter, max_queue_size=batch * 16, max_export_batch_size=batch, schedule_delay_millis=200)
@@ -434,7 +492,7 @@ def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[
             if args.py_spy or args.py_spy_native:
                 profiler = start_profiler(collector.proc.pid, work / "profile.folded", args.py_spy_native)
             cpu0, workers0, own0 = collector.cpu_s(), collector.workers_cpu_s(), time.process_time()
-            load = run_sdk(collector.port, args) if args.sdk else run_raw(collector.port, payloads, args, rate)
+            load = run_sdk(collector, args) if args.sdk else run_raw(collector, payloads, args, rate)
             cpu, own = collector.cpu_s() - cpu0, time.process_time() - own0
             workers_cpu = collector.workers_cpu_s() - workers0
             syncs = collector.wal_syncs()
@@ -448,6 +506,7 @@ def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[
         secs, raw = load.elapsed_s, not args.sdk
         return {
             "mode": "sdk" if args.sdk else (f"paced {rate:,.0f}/s" if rate else "max"),
+            "transport": "http" if args.http else "grpc",
             "seed_store_spans": seed_rows[0],
             "wal_fsync": fsync,
             "concurrency": args.concurrency if raw else 1,
@@ -579,6 +638,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--rate-fraction", type=float, help="run at max, then paced at this fraction of its end-to-end stored rate"
     )
+    parser.add_argument("--http", action="store_true", help="send OTLP/HTTP protobuf to /v1/traces instead of gRPC")
     parser.add_argument("--sdk", action="store_true", help="send through the OTel SDK exporter instead")
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds left out of latency figures")
     parser.add_argument("--retry-sleep", type=float, default=0.05, help="seconds before retrying a refusal")
