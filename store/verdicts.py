@@ -18,13 +18,15 @@ import duckdb
 
 from store.rollups import file_stamp
 
-# Per scope: the columns the tasks view joins on and reads, and which outcomes belong to it.
+# Per scope: the columns the tasks view joins on, and which outcomes belong to it.
 _SCOPES = {
-    "verdicts_unscoped": ("trace_id, v", "project IS NULL"),
-    "verdicts_scoped": ("trace_id, project, v", "project IS NOT NULL"),
+    "verdicts_unscoped": ("trace_id", "project IS NULL"),
+    "verdicts_scoped": ("trace_id, project", "project IS NOT NULL"),
 }
+# The latest verdict's fields as columns of their own, not one struct: a query over tasks then
+# reads only the fields it names (a struct went through the joins whole, ~150 ms per 2M tasks).
 _FOLD = """
-SELECT {columns} FROM (
+SELECT {columns}, v.label, v.source, v.score, v.comment, v.time FROM (
     SELECT trace_id, project,
            arg_max({{'label': outcome, 'source': source, 'score': score, 'comment': comment, 'time': time}}, time) AS v
     FROM outcomes WHERE {scope} GROUP BY trace_id, project
