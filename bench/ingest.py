@@ -136,6 +136,12 @@ def _cpu_s(pid: int) -> float:
     return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _machine_ticks() -> tuple[int, int]:
+    """(all CPU time, the part the hypervisor gave to others: steal) of this machine, in ticks."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return sum(fields), fields[7]
+
+
 def _kb_fields(path: str, names: tuple[str, ...]) -> dict[str, float] | None:
     """The `Name:  N kB` lines of a /proc file, in MB; None when the process is gone."""
     try:
@@ -492,7 +498,9 @@ def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[
             if args.py_spy or args.py_spy_native:
                 profiler = start_profiler(collector.proc.pid, work / "profile.folded", args.py_spy_native)
             cpu0, workers0, own0 = collector.cpu_s(), collector.workers_cpu_s(), time.process_time()
+            ticks0 = _machine_ticks()
             load = run_sdk(collector, args) if args.sdk else run_raw(collector, payloads, args, rate)
+            ticks, stolen = (now - before for now, before in zip(_machine_ticks(), ticks0, strict=True))
             cpu, own = collector.cpu_s() - cpu0, time.process_time() - own0
             workers_cpu = collector.workers_cpu_s() - workers0
             syncs = collector.wal_syncs()
@@ -528,6 +536,8 @@ def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[
             "decode_workers_cpu_cores": round(workers_cpu / secs, 2),
             "collector_cpu_us_per_acked_span": round((cpu + workers_cpu) * 1e6 / load.spans, 1) if load.spans else None,
             "loadgen_cpu_cores": round(own / secs, 2),
+            # A virtual machine's slow minutes: the share of its CPU time the host ran someone else.
+            "machine_steal_pct": round(100 * stolen / ticks, 1) if ticks else None,
             "drain_after_stop_s": round(drain_s, 2),
             "sent_spans": load.spans,
             "stored_spans": spans,
