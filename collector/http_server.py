@@ -60,6 +60,7 @@ class HttpFrontEnd:
         metrics_text: Callable[[], str],
         record_verdicts: Callable[[list[dict]], int],
         tls: ssl.SSLContext | None = None,
+        exports_at_once: int = 8,
     ) -> None:
         handler = type(
             "Handler",
@@ -67,6 +68,7 @@ class HttpFrontEnd:
             {
                 "ingest": ingest,
                 "max_body": max_body_bytes,
+                "export_slots": threading.BoundedSemaphore(exports_at_once),
                 "readiness": staticmethod(readiness),
                 "metrics_text": staticmethod(metrics_text),
                 "record_verdicts": staticmethod(record_verdicts),
@@ -88,6 +90,9 @@ class HttpFrontEnd:
 
 class _Server(ThreadingHTTPServer):
     tls: ssl.SSLContext | None = None
+    # socketserver's default backlog of 5 overflowed when 32 senders (re)connected at once, and
+    # some of them were reset.
+    request_queue_size = 128
 
     def get_request(self) -> tuple[socket.socket, tuple]:
         sock, address = super().get_request()
@@ -114,6 +119,10 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "vigil"
     ingest: Ingest
     max_body: int
+    # A thread per connection: without a bound, 32 senders of 5 MB requests held 32 bodies (and their
+    # parses) at once, past the memory budget (collector + workers 688-719 MB PSS; 457 with it), as the
+    # queue's room check is a hint that let them all through.
+    export_slots: threading.BoundedSemaphore
     readiness: Callable[[], str]
     metrics_text: Callable[[], str]
     record_verdicts: Callable[[list[dict]], int]
@@ -157,6 +166,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._discard_body()
             self._reply(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"use {PROTOBUF} or {JSON}\n".encode(), "text/plain")
             return
+        if not self.export_slots.acquire(timeout=ADMIT_WAIT_S):
+            self._discard_body()
+            self.ingest.counters.add(refused_requests=1)
+            message = "too many Export requests at once; retry after Retry-After seconds"
+            self._error(content_type, HTTPStatus.SERVICE_UNAVAILABLE, grpc.StatusCode.UNAVAILABLE, message, True)
+            return
         try:
             self._refuse_if_full()
             body = self._read_body()
@@ -175,6 +190,8 @@ class _Handler(BaseHTTPRequestHandler):
             status = _HTTP_STATUS.get(code, HTTPStatus.INTERNAL_SERVER_ERROR)
             self._error(content_type, status, code, message, retry)
             return
+        finally:
+            self.export_slots.release()
         body_out = encode_json(response) if content_type == JSON else response.SerializeToString()
         self._reply(HTTPStatus.OK, body_out, content_type)
 

@@ -196,6 +196,7 @@ class Collector:
                 self.metrics_text,
                 lambda rows: record_verdicts(self.location, rows),
                 _ssl_context(self.config.collector) if tls is not None else None,
+                exports_at_once=cfg.workers,  # as many as gRPC's handler threads
             )
         except OSError as exc:
             raise ConfigError(

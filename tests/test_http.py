@@ -156,6 +156,24 @@ def test_overload_is_429_with_retry_after(tmp_path) -> None:
         running.pipeline.release(2 << 20)
 
 
+def test_exports_past_the_handlers_at_once_are_503_with_retry_after(tmp_path) -> None:
+    """Bodies are read only as many at a time as gRPC has handlers: the rest wait a moment, then are
+    turned away unread (retryable), so many senders of large requests cannot fill the memory."""
+    with Collector(make_config(tmp_path, workers=2)) as running:
+        slots = running._http.server.RequestHandlerClass.export_slots
+        url = f"http://127.0.0.1:{running.http_port}/v1/traces"
+        body = _request(_good_span(5)).SerializeToString()
+        assert slots.acquire(timeout=1) and slots.acquire(timeout=1), "two slots, as configured"
+        try:
+            status, headers, answer = _post(url, body, "application/x-protobuf")
+            assert status == 503 and int(headers["Retry-After"]) >= 1
+            assert "at once" in status_pb2.Status.FromString(answer).message
+        finally:
+            slots.release()
+            slots.release()
+        assert _post(url, body, "application/x-protobuf")[0] == 200, "and taken once a slot is free"
+
+
 def test_unknown_path_and_method(http_url: str) -> None:
     assert _post(f"{http_url}/v1/profiles", b"", "application/x-protobuf")[0] == 404
     assert _get(f"{http_url}/v1/traces")[0] == 405
