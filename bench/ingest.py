@@ -345,9 +345,13 @@ class HttpSender:
 
     def send(self, payload: bytes) -> None:
         headers = {"Content-Type": "application/x-protobuf"}
-        self._connection.request("POST", "/v1/traces", body=payload, headers=headers)
-        response = self._connection.getresponse()
-        body = response.read()
+        try:
+            self._connection.request("POST", "/v1/traces", body=payload, headers=headers)
+            response = self._connection.getresponse()
+            body = response.read()
+        except (OSError, http.client.HTTPException):
+            self._connection.close()  # the next request connects again, as the SDK's session does
+            raise
         if response.status in HTTP_RETRYABLE:
             raise Refused
         if response.status != 200:
