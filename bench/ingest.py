@@ -128,6 +128,27 @@ def build_request(seed: int, spans: int, content_bytes: int) -> tuple[bytes, int
     return ExportTraceServiceRequest(resource_spans=[resource]).SerializeToString(), calls
 
 
+def trace_id_offsets(payload: bytes) -> list[int]:
+    """Where the bytes of each span's trace_id sit in `payload` (field 1 of a Span: tag 0x0a, length 16)."""
+    request = ExportTraceServiceRequest.FromString(payload)
+    trace_ids = {s.trace_id for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans}
+    offsets, at = [], payload.find(b"\x0a\x10")
+    while at >= 0:
+        if payload[at + 2 : at + 18] in trace_ids:
+            offsets.append(at + 2)
+        at = payload.find(b"\x0a\x10", at + 1)
+    return offsets
+
+
+def with_fresh_trace_ids(payload: bytes, offsets: list[int], send: int) -> bytes:
+    """`payload` with the send's number in the first 4 bytes of every trace_id: a resent request is new
+    data, as real traffic is, so compaction keeps every row (it drops repeated span ids as resends)."""
+    data, stamp = bytearray(payload), (send + 1).to_bytes(4, "little")
+    for at in offsets:
+        data[at : at + 4] = stamp
+    return bytes(data)
+
+
 def _cpu_s(pid: int) -> float:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -362,10 +383,16 @@ class HttpSender:
 
 
 def run_raw(
-    collector: CollectorProcess, payloads: list[tuple[bytes, int, int]], args: argparse.Namespace, rate: float
+    collector: CollectorProcess,
+    payloads: list[tuple[bytes, int, int]],
+    args: argparse.Namespace,
+    rate: float,
+    fresh_ids: bool = False,
 ) -> Load:
-    """C threads send payloads round-robin until --duration; paced at `rate` spans/s when > 0."""
+    """C threads send payloads round-robin until --duration; paced at `rate` spans/s when > 0.
+    `fresh_ids`: every send gets trace ids no other send had (~0.2 ms per request, in the sender)."""
     lock, order = threading.Lock(), itertools.count()
+    offsets = [trace_id_offsets(payload) if fresh_ids else [] for payload, _, _ in payloads]
     interval = args.spans_per_request / rate if rate else 0.0  # seconds between request slots
     start = time.perf_counter() + 0.2
     total = Load(start=start, warmup_s=args.warmup)
@@ -382,6 +409,8 @@ def run_raw(
                     break
                 time.sleep(max(due - time.perf_counter(), 0))
                 payload, spans, calls = payloads[k % len(payloads)]
+                if fresh_ids:
+                    payload = with_fresh_trace_ids(payload, offsets[k % len(payloads)], k)
                 # Paced: the wait counts from the scheduled slot, so a late sender is not flattered.
                 first = due if rate else time.perf_counter()
                 while True:
@@ -457,8 +486,10 @@ def run_sdk(collector: CollectorProcess, args: argparse.Namespace) -> Load:
     return load
 
 
-def stored_rows(data_dir: Path) -> tuple[int, int]:
-    """Rows in spans_raw / llm_calls_raw through the store's own catalog (plain read_parquet if that fails)."""
+def stored_rows(data_dir: Path, deduped: bool = False) -> tuple[int, int]:
+    """Rows in spans / llm_calls through the store's own catalog (plain read_parquet if that fails).
+    `deduped`: the views' rows, one per span id (compaction keeps the files it replaced a while,
+    so the files hold more); else every stored row (resent requests repeat span ids)."""
     import duckdb
 
     tables = ("spans", "llm_calls")
@@ -466,7 +497,7 @@ def stored_rows(data_dir: Path) -> tuple[int, int]:
         from store.catalog import connect
 
         con = connect(data_dir)
-        sql = "SELECT count(*) FROM {t}_raw"
+        sql = "SELECT count(*) FROM {t}" if deduped else "SELECT count(*) FROM {t}_raw"
     except Exception as exc:  # the catalog is someone else's moving part; the count must still happen
         print(f"store.catalog.connect failed ({exc!r:.200}); counting the Parquet files directly", file=sys.stderr)
         con, sql = duckdb.connect(), f"SELECT count(*) FROM read_parquet('{data_dir}/{{t}}/**/*.parquet')"
@@ -489,7 +520,7 @@ def seed_store(source: Path, data_dir: Path) -> tuple[set[int], tuple[int, int]]
             target.parent.mkdir(parents=True, exist_ok=True)
             os.link(path, target)
     inodes = {path.stat().st_ino for path in data_dir.rglob("*.parquet")}
-    return inodes, stored_rows(data_dir)
+    return inodes, stored_rows(data_dir, deduped=True)
 
 
 def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[tuple[bytes, int, int]]) -> dict:
@@ -503,7 +534,8 @@ def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[
                 profiler = start_profiler(collector.proc.pid, work / "profile.folded", args.py_spy_native)
             cpu0, workers0, own0 = collector.cpu_s(), collector.workers_cpu_s(), time.process_time()
             ticks0 = _machine_ticks()
-            load = run_sdk(collector, args) if args.sdk else run_raw(collector, payloads, args, rate)
+            fresh = not args.repeat_ids
+            load = run_sdk(collector, args) if args.sdk else run_raw(collector, payloads, args, rate, fresh)
             ticks, stolen = (now - before for now, before in zip(_machine_ticks(), ticks0, strict=True))
             cpu, own = collector.cpu_s() - cpu0, time.process_time() - own0
             workers_cpu = collector.workers_cpu_s() - workers0
@@ -512,7 +544,8 @@ def run_once(args: argparse.Namespace, fsync: bool, rate: float, payloads: list[
         if profiler is not None:
             profiler.wait(timeout=60)
             print_profile(work / "profile.folded", "native, all busy threads" if args.py_spy_native else "--gil")
-        spans, calls = (n - seeded for n, seeded in zip(stored_rows(data_dir), seed_rows, strict=True))
+        stored = stored_rows(data_dir, deduped=not args.repeat_ids)
+        spans, calls = (n - seeded for n, seeded in zip(stored, seed_rows, strict=True))
         files = [p.stat() for p in data_dir.rglob("*.parquet")]
         parquet_bytes = [f.st_size for f in files if f.st_ino not in seed_inodes]
         secs, raw = load.elapsed_s, not args.sdk
@@ -667,6 +700,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--py-spy", action="store_true", help="profile the collector with py-spy --gil")
     parser.add_argument(
         "--py-spy-native", action="store_true", help="profile every busy collector and worker thread, C frames too"
+    )
+    parser.add_argument(
+        "--repeat-ids",
+        action="store_true",
+        help="resend the pre-encoded requests as they are (default: fresh trace ids per send, so that in runs "
+        "long enough for compaction, from 60 s on, it merges new rows instead of dropping resends)",
     )
     parser.add_argument("--json", action="store_true", help="also print the results as one JSON line")
     args = parser.parse_args(argv)

@@ -64,6 +64,25 @@ def test_compaction_merges_and_dedupes_after_grace(tmp_path: Path) -> None:
     assert compact(tmp_path, min_files=2) == [], "a compacted partition is left alone"
 
 
+def test_a_row_resent_after_its_compaction_stays_out_and_the_first_copy_wins(tmp_path: Path) -> None:
+    for batch in range(8):
+        write_partitioned(tmp_path, "spans", _spans(batch * 10, 10))
+    assert [r.rows_out for r in compact(tmp_path, min_files=8, grace_s=0)] == [80]
+    resent = _spans(70, 20)  # 70-79 were compacted above; 80-89 are new
+    later = pa.array([BASE + 10**12] * 20, pa.int64())
+    resent = resent.set_column(resent.schema.get_field_index("name"), "name", pa.array(["resent"] * 20))
+    resent = resent.set_column(resent.schema.get_field_index("received_at"), "received_at", later)
+    for part in range(8):  # and each new row twice within the batch, received later the second time
+        write_partitioned(tmp_path, "spans", resent.slice(part % 2 * 10, 10) if part < 2 else _spans(90 + part, 1))
+    write_partitioned(tmp_path, "spans", _spans(80, 10))
+
+    assert sorted(r.rows_out for r in compact(tmp_path, min_files=8, grace_s=0)) == [16]  # 80-89, 92-97
+    delete_obsolete(tmp_path, now=time.time() + 1)
+    assert query(tmp_path, "SELECT count(*) AS n FROM spans_raw") == [{"n": 96}], "no row is stored twice"
+    names = query(tmp_path, "SELECT name, count(*) AS n FROM spans_raw WHERE span_id >= '0000000000000046' GROUP BY 1")
+    assert names == [{"name": "work", "n": 26}], "the copy received first is the one kept"
+
+
 def test_readers_never_fail_or_miss_rows_while_compacting(tmp_path: Path) -> None:
     write_partitioned(tmp_path, "spans", _spans(0, 50))
     expected = {"rows": 50}
