@@ -44,9 +44,6 @@ from store.rollup_build import build_rollups
 from store.writer import remove_stale_temp_files
 
 logger = logging.getLogger(__name__)
-# A sealed day's rollups are built in this process while it ingests: a bounded share of its memory
-# (the collector's whole budget is 500 MB) and of its two cores; DuckDB spills the rest to disk.
-ROLLUPS_BESIDE_INGEST = {"memory_limit": "256MB", "threads": 1}
 
 
 class Collector:
@@ -266,7 +263,7 @@ class Collector:
             try:
                 with self._maintenance:
                     results = compact(self.root, store.compaction_min_files, grace_s=store.compaction_grace_s)
-                    built = build_rollups(self.root, self.config, **ROLLUPS_BESIDE_INGEST) if store.rollups else []
+                    built = build_rollups(self.root, self.config) if store.rollups else []
                 self.counters.add(
                     compactions=len(results), compacted_files=sum(r.files_in for r in results), rollups=len(built)
                 )

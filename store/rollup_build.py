@@ -64,11 +64,8 @@ def build_rollups(
     config: Config | None = None,
     today: date | None = None,
     progress: Callable[[int, int], None] | None = None,
-    memory_limit: str = "2GB",
-    threads: int | None = None,
 ) -> list[RollupResult]:
-    """Build what is missing or stale among the sealed dates; drop rollups of dates with no data left.
-    The collector builds them beside ingest: with less memory (DuckDB spills the rest) and one thread."""
+    """Build what is missing or stale among the sealed dates; drop rollups of dates with no data left."""
     today = today or datetime.now(UTC).date()
     root = root.resolve()
     listing = list_files(root)
@@ -83,9 +80,7 @@ def build_rollups(
     con = connect(root, config)
     try:
         # DuckDB spills beyond the limit (a day's neighbourhood is bounded), into the store, not the process's cwd
-        con.execute(f"SET memory_limit = '{memory_limit}'")
-        if threads:
-            con.execute(f"SET threads = {int(threads)}")
+        con.execute("SET memory_limit = '2GB'")
         con.execute("SET enable_progress_bar = false")  # a bar per COPY in the collector's log
         con.execute("SET temp_directory = ?", [str(root / ROLLUP_DIR / ".spill")])
         results = []
