@@ -63,7 +63,8 @@ def compact(
     (so that spans do not starve llm_calls): compaction keeps up with a busy collector (~6 MB of
     Parquet a second) and a round still ends."""
     results = []
-    busy = [(table, folder) for table in TABLES for folder in sorted(table_dir(root, table).glob("date=*"))]
+    partitions = [(table, folder) for table in TABLES for folder in sorted(table_dir(root, table).glob("date=*"))]
+    busy = partitions
     for _ in range(MAX_BATCHES):
         done = [
             (t, f, compact_partition(root, t, f, min_files, small_file_bytes, max_input_bytes, grace_s))
@@ -71,10 +72,9 @@ def compact(
         ]
         results.extend(result for _, _, result in done if result is not None)
         busy = [(t, f) for t, f, result in done if result is not None]
-    for table in TABLES:
-        for folder in sorted(table_dir(root, table).glob("date=*")):
-            merged = merge_compacted(table, folder, min_files, small_file_bytes, max_input_bytes)
-            results.extend([merged] if merged is not None else [])
+    for table, folder in partitions:
+        merged = merge_compacted(table, folder, min_files, small_file_bytes, max_input_bytes)
+        results.extend([merged] if merged is not None else [])
     delete_obsolete(root)
     return results
 
@@ -100,8 +100,9 @@ def compact_partition(
         return None
     final = folder / file_name(compacted=True)
     tmp = folder / f".{final.name}.tmp"
+    files = {"files": [str(p) for p in batch]}
     with _connect(root) as con:
-        rows = _copy(con, _deduped(con, table, folder, batch), {"files": [str(p) for p in batch]}, tmp)
+        rows = _copy(con, _deduped(con, table, folder, files), files, tmp)
     if rows:
         os.replace(tmp, final)
         fsync_dir(folder)
@@ -117,7 +118,7 @@ def compact_partition(
     return result
 
 
-def _deduped(con: duckdb.DuckDBPyConnection, table: str, folder: Path, batch: list[Path]) -> str:
+def _deduped(con: duckdb.DuckDBPyConnection, table: str, folder: Path, files: dict[str, list[str]]) -> str:
     """A query for the batch's rows, one per key (the first received), less keys an older compacted
     file holds. It streams: first the keys to drop are found, from the keys alone (a window over
     whole rows held the batch's message text, and took the collector past 800 MB), then the rows
@@ -125,7 +126,6 @@ def _deduped(con: duckdb.DuckDBPyConnection, table: str, folder: Path, batch: li
     (a resent span keeps its start time): row-group statistics let DuckDB skip the rest of the day.
     """
     keys, when = ROW_KEYS[table], PARTITION_TIME[table]
-    files = {"files": [str(p) for p in batch]}
     same_key = " AND ".join(f"{{a}}.{k} IS NOT DISTINCT FROM {{b}}.{k}" for k in keys)
     source = "read_parquet($files, union_by_name = true, filename = true, file_row_number = true)"
     plain = "read_parquet($files, union_by_name = true)"
