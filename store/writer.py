@@ -118,8 +118,9 @@ def fsync_dir(folder: Path) -> None:
 def remove_stale_temp_files(root: Path) -> int:
     """Delete temporary files a crash left behind (never visible to readers, but they take space)."""
     removed = 0
-    for table in TABLES:
-        for tmp in table_dir(root, table).glob("date=*/.*.tmp"):
+    folders = [table_dir(root, table) for table in TABLES]
+    for folder in [*folders, *(root / "rollups").glob("*")]:  # and store.rollup_build's
+        for tmp in folder.glob("date=*/.*.tmp"):
             tmp.unlink(missing_ok=True)
             removed += 1
     return removed

@@ -15,6 +15,7 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -25,9 +26,9 @@ from store.config import Config, OutcomesConfig, RetentionConfig
 from store.queries import load, names, run
 from store.retention import apply_retention
 from store.rollup_build import build_rollups
-from store.rollups import enable_memo, rollup_dir
+from store.rollups import ALL_KINDS, FACTS, enable_memo, rollup_dir
 from store.schema import LLM_CALLS_SCHEMA, OUTCOMES_SCHEMA
-from store.writer import write_partitioned
+from store.writer import remove_stale_temp_files, write_partitioned
 from tests.test_query_pruning import _assert_same_rows
 
 END = datetime(2026, 3, 20, 12, tzinfo=UTC)
@@ -102,6 +103,43 @@ def test_every_named_query_answers_the_same_with_rollups(rolled: Path, tmp_path:
     _assert_same(with_rollups, _without_rollups(rolled, tmp_path, names(), trace_id))
     _assert_same(_answers(rolled, names(), trace_id, memo=True), with_rollups)
     assert len(with_rollups) > 40 and with_rollups["trace_llm_calls", None], "the trace has calls"
+
+
+def test_a_date_built_a_slice_of_trace_ids_at_a_time_has_the_rows_built_whole(rolled: Path, tmp_path: Path) -> None:
+    """The collector cuts a big date's neighbourhood into slices of trace ids (every view joins within a trace) so
+    that its memory stays bounded: the rollups must hold the same rows, still sorted by trace_id. A day later than
+    TODAY, so that the 19th is rolled up too: its neighbourhood has fresh files with resent rows to dedupe."""
+    today, roots = TODAY + timedelta(days=1), {"whole": tmp_path / "whole", "sliced": tmp_path / "sliced"}
+    shutil.copytree(rolled, roots["whole"])
+    assert [(r.date, r.slices) for r in build_rollups(roots["whole"], today=today)] == [(date(2026, 3, 19), 1)]
+    shutil.copytree(rolled, roots["sliced"], ignore=shutil.ignore_patterns("rollups"))
+    (roots["sliced"] / "rollups" / ".slices" / "spans").mkdir(parents=True)  # as a killed build leaves it
+    built = build_rollups(roots["sliced"], today=today, slice_input_bytes=20_000)
+    assert [r.date for r in built] == [date(2026, 3, 14) + timedelta(days=n) for n in range(6)], built
+    assert all(r.slices > 5 for r in built) and not (roots["sliced"] / "rollups" / ".slices").exists(), built
+    con = duckdb.connect()
+    for kind in ALL_KINDS:
+        for day in _rollup_dates(roots["whole"]):
+            whole, sliced = (next((rollup_dir(r, kind) / f"date={day}").glob("*.parquet")) for r in roots.values())
+            rows = [con.execute(f"SELECT * FROM '{p}'").fetchall() for p in (whole, sliced)]
+            assert sorted(rows[1], key=repr) == sorted(rows[0], key=repr) and rows[0], (kind, day)
+            if kind != FACTS:
+                keys = con.execute(f"SELECT trace_id, start_time FROM '{sliced}'").fetchall()
+                assert keys == sorted(keys), f"{kind} of {day} is sorted by trace_id"
+    trace_id = _trace_on(rolled, date(2026, 3, 19))
+    _assert_same(_answers(roots["sliced"], SOME, trace_id), _answers(roots["whole"], SOME, trace_id))
+
+
+def test_temp_files_of_a_killed_build_are_removed_at_start(rolled: Path) -> None:
+    """A build killed while writing leaves a file no reader lists; the collector removes it when it starts."""
+    dates = _rollup_dates(rolled)
+    folder = next((rollup_dir(rolled, "tasks")).glob("date=*"))
+    left = [folder / ".rollup-0123.parquet.tmp", rolled / "spans" / folder.name / ".part-0123.parquet.tmp"]
+    for path in left:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"PAR1")
+    assert remove_stale_temp_files(rolled) == 2 and not any(p.exists() for p in left)
+    assert _rollup_dates(rolled) == dates
 
 
 def test_late_data_makes_its_dates_live_until_rebuilt(rolled: Path, tmp_path: Path) -> None:
