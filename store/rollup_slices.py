@@ -38,8 +38,7 @@ def slice_bounds(count: int) -> list[str]:
 
 def split_file(path: Path, bounds: list[str], scratch: Path) -> dict[int, Path]:
     """Write the rows of `path` in slice k to `<scratch>/<table>/date=D/<name>-s<k>.parquet`; returns them by slice.
-    An open Parquet writer holds about 5 MB, so the file is read once per _OPEN_WRITERS slices (reading is a
-    seventh of the cost of writing)."""
+    An open Parquet writer holds about 5 MB, so the file is read again for every _OPEN_WRITERS slices."""
     folder = scratch / path.parent.parent.name / path.parent.name
     folder.mkdir(parents=True, exist_ok=True)
     written: dict[int, Path] = {}

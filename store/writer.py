@@ -119,7 +119,8 @@ def remove_stale_temp_files(root: Path) -> int:
     """Delete temporary files a crash left behind (never visible to readers, but they take space)."""
     removed = 0
     folders = [table_dir(root, table) for table in TABLES]
-    for folder in [*folders, *(root / "rollups").glob("*")]:  # and store.rollup_build's
+    # and store.rollup_build's, in store.rollups.ROLLUP_DIR (not imported: it would bring DuckDB in)
+    for folder in [*folders, *(root / "rollups").glob("*")]:
         for tmp in folder.glob("date=*/.*.tmp"):
             tmp.unlink(missing_ok=True)
             removed += 1
