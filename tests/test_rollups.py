@@ -117,6 +117,7 @@ def test_a_date_built_a_slice_of_trace_ids_at_a_time_has_the_rows_built_whole(ro
     built = build_rollups(roots["sliced"], today=today, slice_input_bytes=20_000)
     assert [r.date for r in built] == [date(2026, 3, 14) + timedelta(days=n) for n in range(6)], built
     assert all(r.slices > 5 for r in built) and not (roots["sliced"] / "rollups" / ".slices").exists(), built
+    assert _rollup_dates(roots["whole"]) == _rollup_dates(roots["sliced"]) == [r.date for r in built]
     con = duckdb.connect()
     for kind in ALL_KINDS:
         for day in _rollup_dates(roots["whole"]):
@@ -131,7 +132,8 @@ def test_a_date_built_a_slice_of_trace_ids_at_a_time_has_the_rows_built_whole(ro
 
 
 def test_temp_files_of_a_killed_build_are_removed_at_start(rolled: Path) -> None:
-    """A build killed while writing leaves a file no reader lists; the collector removes it when it starts."""
+    """A build killed while writing leaves a file no reader lists; remove_stale_temp_files, which the collector
+    runs when it starts, removes it (and the rollups stay valid)."""
     dates = _rollup_dates(rolled)
     folder = next((rollup_dir(rolled, "tasks")).glob("date=*"))
     left = [folder / ".rollup-0123.parquet.tmp", rolled / "spans" / folder.name / ".part-0123.parquet.tmp"]
