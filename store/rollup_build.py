@@ -100,7 +100,7 @@ def build_rollups(
         for done, day in enumerate(todo):
             sliced = scratch.of(inputs[day], config) if sizes[day] > slice_input_bytes else None
             try:
-                results.append(_build_date(con, root, listing, code, day, sliced))
+                results.append(_build_date(con, root, listing, inputs[day], code, day, sliced))
             finally:
                 if sliced is not None:
                     sliced.con.close()
@@ -184,13 +184,14 @@ def _build_date(
     con: duckdb.DuckDBPyConnection,
     root: Path,
     listing: dict[str, list[str]],
+    inputs: dict[str, list[str]],
     code: str,
     day: date,
     sliced: Sliced | None,
 ) -> RollupResult:
     started = time.perf_counter()
     name = f"{PREFIX}{signature(code, listing, day)}.parquet"
-    pin_listing(con, listing, _inputs(listing, day))
+    pin_listing(con, listing, inputs)
     rows = {}
     for kind, view in KINDS.items():
         query = f"SELECT * FROM {view} WHERE date = ?::DATE ORDER BY trace_id, start_time"
