@@ -10,6 +10,7 @@ see bench/README.md.
     uv run python -m bench.rollups             # 6,000,000 calls over 3 days, 16 MiB slices
     uv run python -m bench.rollups --slice-mb 16,8 --memory-limit 128MB,256MB
     uv run python -m bench.rollups --slice-mb 0 --memory-limit 2GB      # a date whole, in 2 GB
+    uv run python -m bench.rollups --phases    # and the peak RSS of each phase
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from bench.queries import ensure_store
+from collector import memory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--memory-limit", default="", help="comma-separated DuckDB memory limits to try (default: ours)"
     )
+    parser.add_argument(
+        "--phases",
+        action="store_true",
+        help="also print the peak RSS and seconds of each phase (split, tasks, calls, facts)",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)  # JSON settings: build in this process
     args = parser.parse_args(argv)
     if args.child:
@@ -51,11 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'slice MiB':>9} {'memory limit':>12} {'dates':>5} {'slices':>6} {'wall s':>7} {'CPU s':>7} {'RSS MiB':>7}")
     for limit in [m for m in args.memory_limit.split(",") if m] or [""]:
         for mib in (int(m) for m in args.slice_mb.split(",")):
-            print(_row(_run(root, mib, limit), mib, limit), flush=True)
+            figures = _run(root, mib, limit, args.phases)
+            print(_row(figures, mib, limit), flush=True)
+            for phase, (peak, seconds) in figures.get("phases", {}).items():
+                print(f"{'':>9} {phase:>12} peak RSS {peak:>5.0f} MiB in {seconds:>6.1f} s")
     return 0
 
 
-def _run(root: Path, slice_mib: int, memory_limit: str) -> dict:
+def _run(root: Path, slice_mib: int, memory_limit: str, phases: bool) -> dict:
     copy = root.parent / f"{root.name}-rollup-bench"
     if copy.exists():
         shutil.rmtree(copy)
@@ -67,7 +78,9 @@ def _run(root: Path, slice_mib: int, memory_limit: str) -> dict:
         "today": str((end + timedelta(days=3)).date()),
         "slice_mib": slice_mib,
         "memory_limit": memory_limit,
+        "phases": phases,
     }
+    memory.choose_arrow_pool()  # inherited by the child, as the collector's processes get it from `vigil`
     started = time.perf_counter()
     child = subprocess.Popen(
         [sys.executable, "-m", "bench.rollups", "--child", json.dumps(settings)], stdout=subprocess.PIPE, text=True
@@ -86,17 +99,60 @@ def _run(root: Path, slice_mib: int, memory_limit: str) -> dict:
     }
 
 
-def _build(root: str, today: str, slice_mib: int, memory_limit: str) -> int:
+def _build(root: str, today: str, slice_mib: int, memory_limit: str, phases: bool) -> int:
     from store import rollup_build
 
+    memory.limit_retention()  # the allocators as in the collector, whose compaction thread builds rollups
+    memory.without_pandas()
     if memory_limit:
         rollup_build.MEMORY_LIMIT = memory_limit
+    sampler = _PhaseSampler(rollup_build) if phases else None
     slice_bytes = slice_mib << 20 if slice_mib else 1 << 62
     built = rollup_build.build_rollups(
         Path(root), today=datetime.fromisoformat(today).date(), slice_input_bytes=slice_bytes
     )
-    print(json.dumps({"dates": len(built), "slices": max((r.slices for r in built), default=0)}))
+    figures = {"dates": len(built), "slices": max((r.slices for r in built), default=0)}
+    print(json.dumps(figures | ({"phases": sampler.stop()} if sampler else {})))
     return 0
+
+
+class _PhaseSampler:
+    """Samples this process's RSS every 20 ms, by phase: store.rollup_build's split of input files, and its writes of
+    each rollup kind (a sliced kind's write includes its slices' queries and the copy of their parts)."""
+
+    def __init__(self, rollup_build) -> None:
+        self.phase, self.peaks, self.seconds = "start", {}, {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        split, write = rollup_build.split_file, rollup_build._write
+
+        def timed(phase_of, fn):
+            def wrapper(*args, **kwargs):
+                self.phase, started = phase_of(*args), time.perf_counter()
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    self.seconds[self.phase] = self.seconds.get(self.phase, 0.0) + time.perf_counter() - started
+                    self.phase = "between"
+
+            return wrapper
+
+        rollup_build.split_file = timed(lambda *_: "split", split)
+        rollup_build._write = timed(lambda path, *_: path.parts[-3], write)  # <kind>/date=D/<name>
+
+    def _sample(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/self/statm") as statm:
+            while not self.done.wait(0.02):
+                statm.seek(0)
+                rss = int(statm.read().split()[1]) * page / (1 << 20)
+                self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), rss)
+
+    def stop(self) -> dict[str, tuple[float, float]]:
+        self.done.set()
+        self.thread.join()
+        return {phase: (peak, self.seconds.get(phase, 0.0)) for phase, peak in self.peaks.items()}
 
 
 def _row(figures: dict, slice_mib: int, limit: str) -> str:

@@ -133,6 +133,7 @@ class DecodePool:
     def _start(self) -> ProcessPoolExecutor:
         # spawn: forking a process that runs gRPC threads is unsafe, and workers that are our own
         # children can notice when we are gone (see _exit_with_parent).
+        memory.choose_arrow_pool()  # the workers inherit it, whatever this process imported first
         executor = ProcessPoolExecutor(
             self.workers,
             mp_context=multiprocessing.get_context("spawn"),

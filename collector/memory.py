@@ -10,6 +10,11 @@ main process to 780-830 MB RSS while the buffers themselves held well under 200 
 `limit_retention()` (once per process, before its threads start) caps the arenas, lowers the trim
 threshold, fixes the mmap threshold at 4 MiB and puts Arrow on jemalloc with a short decay (or the
 system allocator); `trim()` (after each flush) hands freed heap pages back to the kernel.
+Arrow has two default pools: pyarrow's, which `limit_retention()` sets, and Arrow C++'s, which the
+Parquet reader and writer use and which only ARROW_DEFAULT_MEMORY_POOL chooses, read once when
+pyarrow is imported. Left at mimalloc, it kept a 1 GiB region with 45-70 MB resident in every
+process that read or wrote Parquet (bench/README.md), so `choose_arrow_pool()` sets that variable
+first thing in the `vigil` command and for the decode workers it spawns.
 The mmap threshold: setting M_TRIM_THRESHOLD turns glibc's dynamic mmap threshold off (mallopt(3)),
 which left it at 128 KiB, so every request body, IPC result and pickle (0.8-1.3 MB at 1 KiB spans)
 was mapped and page-faulted in afresh: ~5 µs of kernel time per span in the main process alone.
@@ -23,9 +28,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import sys
-
-import pyarrow as pa
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +56,16 @@ def _libc() -> ctypes.CDLL | None:
 _LIBC = _libc()
 
 
+def choose_arrow_pool() -> None:
+    """Put Arrow C++'s default pool on jemalloc in this process (call before pyarrow is imported) and the
+    processes it starts; an ARROW_DEFAULT_MEMORY_POOL already set wins."""
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+
+
 def limit_retention() -> None:
     """Make this process return freed memory to the kernel (call before starting threads)."""
+    import pyarrow as pa  # here, not above: choose_arrow_pool() must be callable before pyarrow loads
+
     if _LIBC is not None:
         _LIBC.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
         _LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
@@ -63,6 +75,9 @@ def limit_retention() -> None:
     # jemalloc with a short decay gives freed pages back soon; the system allocator with a fixed
     # mmap threshold cost ~35% more decode CPU (every growing Arrow buffer page-faulted anew).
     if "jemalloc" in pa.supported_memory_backends():
+        # before the first call, pyarrow's default is Arrow C++'s, the Parquet reader's and writer's
+        if (cpp_pool := pa.default_memory_pool().backend_name) != "jemalloc":
+            logger.info("Arrow's Parquet pool is %s: ARROW_DEFAULT_MEMORY_POOL=jemalloc keeps RSS lower", cpp_pool)
         pa.set_memory_pool(pa.jemalloc_memory_pool())
         pa.jemalloc_set_decay_ms(JEMALLOC_DECAY_MS)
     else:

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import grpc
+import pyarrow as pa
 import pytest
 
 from collector.server import Collector
@@ -78,3 +81,19 @@ def test_a_killed_decode_worker_loses_nothing_acknowledged(tmp_path: Path, caplo
     assert {(row["trace_id"], row["span_id"]) for row in raw} == set(acked), "all of what was acknowledged"
     assert {row["n"] for row in raw} == {1}, "a span was stored twice"
     assert len(query(root, "SELECT * FROM llm_calls_raw")) == len(acked)
+
+
+@pytest.mark.skipif("jemalloc" not in pa.supported_memory_backends(), reason="this pyarrow has no jemalloc")
+def test_the_collectors_processes_put_arrows_parquet_pool_on_jemalloc(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Arrow C++'s default pool (the Parquet reader's and writer's) is chosen only by ARROW_DEFAULT_MEMORY_POOL when
+    pyarrow loads; left at mimalloc it keeps freed pages (collector.memory). `vigil` sets it before pyarrow loads,
+    and the decode pool for the workers it spawns, whatever the parent process loaded first."""
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    script = "import vigil, pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+    assert subprocess.run([sys.executable, "-c", script], capture_output=True, text=True).stdout == "jemalloc\n"
+    with Collector(make_config(tmp_path / "data", decode_workers=1)):
+        (worker,) = wait_for(_decode_workers, lambda pids: len(pids) == 1)
+        environ = Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
+    assert b"ARROW_DEFAULT_MEMORY_POOL=jemalloc" in environ
