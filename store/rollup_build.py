@@ -94,21 +94,18 @@ def build_rollups(
     inputs = {day: _inputs(listing, day) for day in todo}
     sizes = {day: sum(os.path.getsize(p) for files in inputs[day].values() for p in files) for day in todo}
     scratch = Slices(root / ROLLUP_DIR / _SCRATCH, min(-(-max(sizes.values()) // slice_input_bytes), MAX_SLICES))
-    con = _connect(root, config, root / ROLLUP_DIR / ".spill")
     try:
         results = []
         for done, day in enumerate(todo):
             sliced = scratch.of(inputs[day], config) if sizes[day] > slice_input_bytes else None
-            try:
+            # a connection per date (and per sliced kind): DuckDB keeps 100-150 MB of a big date's queries until
+            # its connection closes, which the next date's split and queries would come on top of
+            with _connect(root, config, root / ROLLUP_DIR / ".spill") as con:
                 results.append(_build_date(con, root, listing, inputs[day], code, day, sliced))
-            finally:
-                if sliced is not None:
-                    sliced.con.close()
             if progress:
                 progress(done + 1, len(todo))
         return results
     finally:
-        con.close()
         scratch.close()
 
 
@@ -130,22 +127,24 @@ def _inputs(listing: dict[str, list[str]], day: date) -> dict[str, list[str]]:
 
 @dataclass(frozen=True)
 class Sliced:
-    """A date's neighbourhood in slices: a connection to the split files and each slice's listing of them."""
+    """A date's neighbourhood in slices: the split files' store and each slice's listing of them."""
 
-    con: duckdb.DuckDBPyConnection
-    listings: list[dict[str, list[str]]]
     folder: Path
+    config: Config | None
+    listings: list[dict[str, list[str]]]
 
     def copy(self, sql: str, params: list, target: Path, options: str) -> None:
         """Write the rows of `sql` to `target` a slice at a time, each slice's in the order `sql` gives."""
         parts = [self.folder / f"part-{k}.parquet" for k in range(len(self.listings))]
+        # connected after splitting (a table without files binds as empty), and closed after: see build_rollups
         try:
-            for part, files in zip(parts, self.listings, strict=True):
-                pin_listing(self.con, None, files)
-                self.con.execute(f"COPY ({sql}) TO '{_sql_path(part)}' (FORMAT parquet, COMPRESSION lz4)", params)
-            # one thread reads the parts in the order listed: rows sorted by trace_id within slices stay sorted
-            listed = ", ".join(f"'{_sql_path(part)}'" for part in parts)
-            self.con.execute(f"COPY (FROM read_parquet([{listed}])) TO '{_sql_path(target)}' (FORMAT parquet{options})")
+            with _connect(self.folder, self.config, self.folder / ".spill") as con:
+                for part, files in zip(parts, self.listings, strict=True):
+                    pin_listing(con, None, files)
+                    con.execute(f"COPY ({sql}) TO '{_sql_path(part)}' (FORMAT parquet, COMPRESSION lz4)", params)
+                # one thread reads the parts in the order listed: rows sorted by trace_id within slices stay sorted
+                listed = ", ".join(f"'{_sql_path(part)}'" for part in parts)
+                con.execute(f"COPY (FROM read_parquet([{listed}])) TO '{_sql_path(target)}' (FORMAT parquet{options})")
         finally:
             for part in parts:
                 part.unlink(missing_ok=True)
@@ -173,8 +172,7 @@ class Slices:
             {t: [str(self.split[p][k]) for p in files if k in self.split[p]] for t, files in inputs.items()}
             for k in range(len(self.bounds) + 1)
         ]
-        # connected after splitting: a table without files binds as empty
-        return Sliced(_connect(self.folder, config, self.folder / ".spill"), listings, self.folder)
+        return Sliced(self.folder, config, listings)
 
     def close(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -67,12 +67,13 @@ def _split_pass(path: Path, bounds: list[str], folder: Path, wanted: range) -> d
             slices = _slice_of_rows(batch.column("trace_id"), bounds)
             order = np.flatnonzero((slices >= wanted.start) & (slices < wanted.stop))
             order = order[np.argsort(slices[order], kind="stable")]
-            group, slices = pa.Table.from_batches([batch]).take(pa.array(order)), slices[order]
-            row_bytes = group.nbytes / max(group.num_rows, 1)
+            table, slices = pa.Table.from_batches([batch]), slices[order]
+            row_bytes = batch.nbytes / max(batch.num_rows, 1)
             starts = np.searchsorted(slices, np.arange(wanted.start, wanted.stop + 1))
             for k, start, stop in zip(wanted, starts, starts[1:], strict=False):
                 if stop > start:
-                    pending[k].append(group.slice(start, stop - start))
+                    # a take of its own: a slice of one shared take would hold all of it until every slice flushed
+                    pending[k].append(table.take(pa.array(order[start:stop])))
                     pending_bytes[k] += (stop - start) * row_bytes
                     if pending_bytes[k] >= _GROUP_BYTES:
                         flush(k)
